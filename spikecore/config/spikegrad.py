@@ -1,0 +1,238 @@
+"""Configuration of the SpikeGrad engine.
+
+Number formats (all integers, two's complement, saturating):
+
+* weights ``w`` and biases ``b``: ``weight_bits`` wide, but *clamped* to
+  ``[-weight_limit, weight_limit]`` where ``weight_limit = min(2**(weight_bits-1)-1,
+  theta_ff, theta_bp)``. Keeping ``|w| <= theta`` guarantees that one spike per
+  incoming event is enough to bring a compartment back into ``[-theta, theta]``,
+  which is what makes the residual phase round exactly (|SDE| < 1).
+* forward compartment ``V``: ``membrane_bits``; threshold ``theta_ff``.
+* error compartment ``U``: ``error_bits``; threshold ``theta_bp``.
+* trace ``x = eta * S``: ``trace_bits`` (``eta`` is the learning rate in weight
+  LSBs; one spike adds ``eta`` to the trace, so the update needs no multiply).
+* per-neuron error-spike count ``E``: ``count_bits``.
+* top-layer error ``U^L = round(error_scale * (p - onehot))`` where ``p`` is the
+  fixed-point softmax with ``prob_bits`` fractional bits, computed from an
+  exponential lookup table of ``exp_lut_size`` entries of ``exp_bits`` fractional
+  bits indexed by ``(max(V^L) - V^L_i) >> softmax_shift``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ACTIVATIONS = ("relu", "linear")
+FORMAT_NAME = "spikecore-spikegrad-config"
+FORMAT_VERSION = 1
+
+
+def _signed_max(bits: int) -> int:
+    return (1 << (bits - 1)) - 1
+
+
+def _need_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"field '{name}': expected an integer in [{lo}, {hi}], got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"field '{name}': {value} is out of range [{lo}, {hi}]")
+    return value
+
+
+@dataclass(frozen=True)
+class SpikeGradConfig:
+    """Every parameter of a SpikeGrad network and of the core that runs it.
+
+    Members
+    -------
+    layer_sizes : input size followed by the size of each neuron layer.
+    activations : one per neuron layer, ``"relu"`` or ``"linear"``; the top layer
+        must be ``"linear"``: it accumulates ``V^L`` and never spikes.
+    weight_bits, membrane_bits, error_bits, trace_bits, count_bits : widths.
+    theta_ff, theta_bp : forward and backward thresholds.
+    eta : learning rate, in weight LSBs per (error spike x input spike).
+    error_scale : ``U^L`` for a unit error (the paper's alpha times theta_bp).
+    softmax_shift, exp_lut_size, exp_bits, prob_bits : fixed-point softmax.
+    bias : whether layers have a bias (the initial value of ``V``).
+    lanes : neurons the core updates per cycle.
+    queue_depth : depth of each inter-layer event queue in the core.
+    input_bits : width of an input event count (pixel values 0..2**input_bits-1).
+    """
+
+    layer_sizes: tuple[int, ...] = (64, 32, 10)
+    activations: tuple[str, ...] = ("relu", "linear")
+    weight_bits: int = 16
+    membrane_bits: int = 28
+    error_bits: int = 24
+    trace_bits: int = 16
+    count_bits: int = 12
+    theta_ff: int = 16384
+    theta_bp: int = 16384
+    eta: int = 1
+    error_scale: int = 16 * 16384
+    softmax_shift: int = 8
+    exp_lut_size: int = 1024
+    exp_bits: int = 16
+    prob_bits: int = 12
+    bias: bool = True
+    lanes: int = 1
+    queue_depth: int = 64
+    input_bits: int = 5
+
+    def __post_init__(self):
+        object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))
+        object.__setattr__(self, "activations", tuple(self.activations))
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        sizes = self.layer_sizes
+        if len(sizes) < 2:
+            raise ConfigError(f"field 'layer_sizes': need an input size and at least one layer, got {list(sizes)}")
+        for i, n in enumerate(sizes):
+            _need_int(f"layer_sizes[{i}]", n, 1, 4096)
+        if len(self.activations) != len(sizes) - 1:
+            raise ConfigError(
+                f"field 'activations': expected {len(sizes) - 1} entries (one per neuron layer), "
+                f"got {len(self.activations)}")
+        for i, a in enumerate(self.activations):
+            if a not in ACTIVATIONS:
+                raise ConfigError(f"field 'activations[{i}]': {a!r} is not one of {list(ACTIVATIONS)}")
+        if self.activations[-1] != "linear":
+            raise ConfigError("field 'activations': the top layer must be 'linear' (it accumulates V^L and never spikes)")
+        _need_int("weight_bits", self.weight_bits, 2, 32)
+        _need_int("theta_ff", self.theta_ff, 2, 1 << 30)
+        _need_int("theta_bp", self.theta_bp, 2, 1 << 30)
+        # V swings to +-2*theta_ff before the spike that brings it back.
+        lo_m = (2 * self.theta_ff).bit_length() + 1
+        _need_int("membrane_bits", self.membrane_bits, lo_m, 48)
+        _need_int("error_scale", self.error_scale, 1, 1 << 40)
+        lo_e = max((2 * self.theta_bp).bit_length(), self.error_scale.bit_length()) + 1
+        _need_int("error_bits", self.error_bits, lo_e, 48)
+        _need_int("trace_bits", self.trace_bits, 2, 32)
+        _need_int("count_bits", self.count_bits, 2, 24)
+        _need_int("eta", self.eta, 1, _signed_max(self.trace_bits))
+        _need_int("softmax_shift", self.softmax_shift, 0, 40)
+        _need_int("exp_lut_size", self.exp_lut_size, 2, 1 << 14)
+        if self.exp_lut_size & (self.exp_lut_size - 1):
+            raise ConfigError(f"field 'exp_lut_size': {self.exp_lut_size} is not a power of two")
+        _need_int("exp_bits", self.exp_bits, 4, 24)
+        _need_int("prob_bits", self.prob_bits, 2, 24)
+        if not isinstance(self.bias, bool):
+            raise ConfigError(f"field 'bias': expected true or false, got {self.bias!r}")
+        _need_int("lanes", self.lanes, 1, 64)
+        if self.lanes & (self.lanes - 1):
+            raise ConfigError(f"field 'lanes': {self.lanes} is not a power of two in [1, 64]")
+        _need_int("queue_depth", self.queue_depth, 2, 1 << 16)
+        _need_int("input_bits", self.input_bits, 1, 16)
+
+    # ------------------------------------------------------------ derived values
+    @property
+    def num_layers(self) -> int:
+        """Number of neuron layers (weight matrices)."""
+        return len(self.layer_sizes) - 1
+
+    @property
+    def num_classes(self) -> int:
+        return self.layer_sizes[-1]
+
+    @property
+    def weight_limit(self) -> int:
+        """Largest weight magnitude: ``|w| <= theta`` keeps one spike per event exact."""
+        return min(_signed_max(self.weight_bits), self.theta_ff, self.theta_bp)
+
+    @property
+    def bias_limit(self) -> int:
+        """Largest bias magnitude (a bias is the initial ``V``; ``|b| <= theta_ff``)."""
+        return min(_signed_max(self.weight_bits), self.theta_ff)
+
+    def weight_shape(self, layer: int) -> tuple[int, int]:
+        """``(fan_out, fan_in)`` of weight matrix ``layer`` (0-based)."""
+        return (self.layer_sizes[layer + 1], self.layer_sizes[layer])
+
+    @property
+    def prob_one(self) -> int:
+        """1.0 in the softmax probability format."""
+        return 1 << self.prob_bits
+
+    @property
+    def exp_sum_bits(self) -> int:
+        """Width of the sum of exponentials (one LUT entry is at most ``2**exp_bits``)."""
+        return self.exp_bits + 1 + max(1, (self.num_classes - 1).bit_length())
+
+    @property
+    def input_max(self) -> int:
+        return (1 << self.input_bits) - 1
+
+    @staticmethod
+    def signed_range(bits: int) -> tuple[int, int]:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    # -------------------------------------------------------------- serialising
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["layer_sizes"] = list(self.layer_sizes)
+        d["activations"] = list(self.activations)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str | None = None) -> "SpikeGradConfig":
+        where = f"{source}: " if source else ""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}configuration must be a JSON object, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"{where}unknown field(s) {unknown}; known fields are {sorted(names)}")
+        kw = dict(d)
+        for key in ("layer_sizes", "activations"):
+            if key in kw and not isinstance(kw[key], (list, tuple)):
+                raise ConfigError(f"{where}field '{key}': expected a list, got {kw[key]!r}")
+        try:
+            return cls(**kw)
+        except ConfigError as e:
+            raise ConfigError(f"{where}{e}") from None
+        except TypeError as e:  # e.g. unhashable values inside lists
+            raise ConfigError(f"{where}{e}") from None
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, **self.to_dict()}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str | None = None) -> "SpikeGradConfig":
+        where = f"{source}: " if source else ""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{where}not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); truncated file?") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}configuration must be a JSON object")
+        fmt = d.pop("format", FORMAT_NAME)
+        ver = d.pop("version", FORMAT_VERSION)
+        if fmt != FORMAT_NAME:
+            raise ConfigError(f"{where}field 'format': expected {FORMAT_NAME!r}, got {fmt!r}")
+        if ver != FORMAT_VERSION:
+            raise ConfigError(f"{where}field 'version': unsupported version {ver!r} (this spikecore reads version {FORMAT_VERSION})")
+        return cls.from_dict(d, source=source)
+
+    def save(self, path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path) -> "SpikeGradConfig":
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read configuration ({e.strerror})") from None
+        return cls.from_json(text, source=str(p))
+
+    def replace(self, **changes) -> "SpikeGradConfig":
+        return dataclasses.replace(self, **changes)
