@@ -7,5 +7,6 @@ bit width on its own: it is derived from these objects.
 
 from .errors import ConfigError
 from .spikegrad import SpikeGradConfig
+from .exodus import ExodusConfig
 
-__all__ = ["ConfigError", "SpikeGradConfig"]
+__all__ = ["ConfigError", "SpikeGradConfig", "ExodusConfig"]
