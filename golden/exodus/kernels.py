@@ -56,25 +56,30 @@ def lif_forward(z: torch.Tensor, u0: torch.Tensor, p: NeuronParams):
     """
     T = z.shape[0]
     u = torch.empty_like(z)
-    s = torch.empty_like(z)
+    # Spikes are kept as bool during the loop (one comparison, no copy) and
+    # converted once at the end; subtracting theta * bool is exact.
+    spiked = torch.empty(z.shape, dtype=torch.bool)
     mask = torch.empty(z.shape, dtype=torch.bool) if p.u_min is not None else None
-    spiked = torch.empty(z.shape[1:], dtype=torch.bool)
     u_prev = u0.expand(z.shape[1:])
-    s_prev = torch.zeros_like(u_prev)
+    s_prev = torch.zeros(z.shape[1:], dtype=torch.bool)
     for t in range(T):
         ut = u[t]
         if p.after_decay:  # u = alpha u + z - theta s
-            torch.mul(u_prev, p.alpha, out=ut)
-            ut.add_(z[t]).sub_(s_prev, alpha=p.threshold)
+            if p.alpha == 1.0:  # 1 * u == u exactly: skip the multiply
+                torch.add(u_prev, z[t], out=ut)
+            else:
+                torch.mul(u_prev, p.alpha, out=ut)
+                ut.add_(z[t])
+            ut.add_(s_prev, alpha=-p.threshold)
         else:  # u = alpha (u - theta s) + z
-            torch.sub(u_prev, s_prev, alpha=p.threshold, out=ut)
+            torch.add(u_prev, s_prev, alpha=-p.threshold, out=ut)
             ut.mul_(p.alpha).add_(z[t])
         if mask is not None:
             torch.ge(ut, p.u_min, out=mask[t])
             ut.clamp_(min=p.u_min)
-        torch.ge(ut, p.threshold, out=spiked)
-        s[t].copy_(spiked)
-        u_prev, s_prev = ut, s[t]
+        torch.ge(ut, p.threshold, out=spiked[t])
+        u_prev, s_prev = ut, spiked[t]
+    s = spiked.to(z.dtype)
     return s, u, mask
 
 
@@ -101,17 +106,32 @@ def chi_coefficients(u: torch.Tensor, grad_s: torch.Tensor, mask, p: NeuronParam
 
 
 @torch.no_grad()
-def chi_scan(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Reverse scan ``lambda[n] = a[n] + c[n] * lambda[n+1]``, ``lambda[T] = 0``."""
+def chi_scan(a: torch.Tensor, c: torch.Tensor, lam_next: torch.Tensor | None = None) -> torch.Tensor:
+    """Reverse scan ``lambda[n] = a[n] + c[n] * lambda[n+1]``, with ``lambda[T] = lam_next`` (default 0)."""
     lam = torch.empty_like(a)
     T = a.shape[0]
-    lam[T - 1] = a[T - 1]
+    if lam_next is None:
+        lam[T - 1] = a[T - 1]
+    else:
+        torch.addcmul(a[T - 1], c[T - 1], lam_next, out=lam[T - 1])
     for t in range(T - 2, -1, -1):
         torch.addcmul(a[t], c[t], lam[t + 1], out=lam[t])
     return lam
 
 
-def chi_backward(u, grad_s, mask, p: NeuronParams, slayer: bool = False) -> torch.Tensor:
-    """``dL/dz`` of a layer from its stored membrane and ``dL/ds`` (EXODUS or SLAYER)."""
-    a, c = chi_coefficients(u, grad_s, mask, p, slayer)
-    return chi_scan(a, c)
+def chi_backward(u, grad_s, mask, p: NeuronParams, slayer: bool = False, chunk: int = 16) -> torch.Tensor:
+    """``dL/dz`` of a layer from its stored membrane and ``dL/ds`` (EXODUS or SLAYER).
+
+    The coefficients are computed ``chunk`` time steps at a time, just before
+    the scan reaches them, so that they are still in cache when it reads them.
+    """
+    T = u.shape[0]
+    lam = torch.empty_like(u)
+    lam_next = None
+    for t1 in range(T, 0, -chunk):
+        t0 = max(0, t1 - chunk)
+        m = None if mask is None else mask[t0:t1]
+        a, c = chi_coefficients(u[t0:t1], grad_s[t0:t1], m, p, slayer)
+        lam[t0:t1] = chi_scan(a, c, lam_next)
+        lam_next = lam[t0]
+    return lam

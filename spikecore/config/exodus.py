@@ -126,8 +126,8 @@ class ExodusConfig:
     lut_size: int = 1024
     lut_shift: int = 5
     grad_bits: int = 24
-    grad_frac: int = 16
-    acc_bits: int = 36
+    grad_frac: int = 20
+    acc_bits: int = 40
     lr_shift: int = 10
     lanes: int = 1
 
@@ -172,6 +172,14 @@ class ExodusConfig:
         # The update shift grad_frac - u_frac + lr_shift must not be negative.
         _need_int("lr_shift", self.lr_shift, max(0, self.u_frac - self.grad_frac), 40)
         _need_pow2("lanes", self.lanes, 1, 64)
+        # The golden model computes in int64: every product and sum must fit.
+        chi_bits = max(self.fprime_bits + 1, self.coef_bits) + self.grad_bits + 1
+        if chi_bits > 63:
+            raise ConfigError(f"field 'grad_bits': chi products need {chi_bits} bits; "
+                              f"max(fprime_bits + 1, coef_bits) + grad_bits must be at most 62")
+        if self.alpha_bits + self.u_bits + 1 > 63:
+            raise ConfigError(f"field 'u_bits': alpha * u needs {self.alpha_bits + self.u_bits + 1} bits; "
+                              f"alpha_frac + u_bits must be at most 61")
 
     def _need_on_grid(self, name: str, value: float) -> None:
         scaled = value * (1 << self.u_frac)

@@ -1,0 +1,101 @@
+"""Speed of a full EXODUS training step against autograd BPTT (issue 3, experiment c).
+
+The 100-128-128-35 IF network (readout layer non-spiking), batch 128,
+T = 250, Poisson input, max-over-time cross entropy, Adam. One training step
+= forward, backward and optimiser update. The two backwards are timed side by
+side in one run (interleaved repetitions, same weights and data) and the
+ratio of the medians is reported, together with a breakdown of where the
+time goes (the linear layers are shared by both and bound the ratio).
+
+    python scripts/exodus_speed.py --out runs/exodus_speed [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from golden.exodus import IF, SpikingMLP  # noqa: E402
+
+
+def training_step(net, opt, x, y):
+    opt.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(net(x).amax(0), y)
+    loss.backward()
+    opt.step()
+
+
+def time_linear_only(net, x, y) -> float:
+    """Seconds for the step with the neurons replaced by a cheap pointwise map:
+    what both methods pay for the matmuls alone."""
+    h = x
+    t0 = time.perf_counter()
+    for i, lin in enumerate(net.linears):
+        h = lin(h)
+        if i < net.num_spiking:
+            h = torch.relu(h)
+    F.cross_entropy(h.amax(0), y).backward()
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--quick", action="store_true", help="small batch and T, 1 repetition (smoke test)")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    T, B, reps = (20, 8, 1) if args.quick else (250, 128, args.reps)
+    sizes = [100, 128, 128, 35]
+    torch.manual_seed(0)
+    net = SpikingMLP(sizes, IF(backward="exodus"))
+    x = (torch.rand(T, B, sizes[0]) < 0.1).float()
+    y = torch.randint(0, sizes[-1], (B,))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+
+    times = {"exodus": [], "bptt": []}
+    for rep in range(reps + 1):  # repetition 0 is a warm-up
+        for mode in times:
+            net.load_state_dict(state)
+            net.set_backward(mode)
+            t0 = time.perf_counter()
+            training_step(net, opt, x, y)
+            if rep:
+                times[mode].append(time.perf_counter() - t0)
+    linear = statistics.median(time_linear_only(net, x, y) for _ in range(max(1, reps)))
+    med = {m: statistics.median(v) for m, v in times.items()}
+    result = {
+        "T": T, "batch": B, "sizes": sizes, "threads": torch.get_num_threads(), "reps": reps,
+        "seconds": times, "median_s": med, "ratio_bptt_over_exodus": med["bptt"] / med["exodus"],
+        "linear_layers_only_s": linear,
+        "ratio_excluding_linear": (med["bptt"] - linear) / max(med["exodus"] - linear, 1e-9),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "exodus_speed.json").write_text(json.dumps(result, indent=2))
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.bar(["EXODUS", "BPTT"], [med["exodus"], med["bptt"]], color=["C0", "C1"])
+    ax.axhline(linear, color="k", ls="--", lw=1, label="linear layers only")
+    ax.set_ylabel("training step [s]")
+    ax.set_title(f"T={T}, batch={B}: BPTT/EXODUS = {result['ratio_bptt_over_exodus']:.2f}x")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out / "exodus_speed.png", dpi=120)
+    print(json.dumps({k: result[k] for k in ("median_s", "ratio_bptt_over_exodus", "linear_layers_only_s",
+                                              "ratio_excluding_linear")}, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
