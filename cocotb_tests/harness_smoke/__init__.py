@@ -1,0 +1,1 @@
+"""Smoke bench of the simulation harness: a saturating accumulator."""
