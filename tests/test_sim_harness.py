@@ -139,13 +139,11 @@ def test_second_run_is_a_cache_hit():
     first = _smoke()
     binary = first.build_dir / "smoke"
     stamp = (first.build_dir / ".built").stat().st_mtime_ns, binary.stat().st_mtime_ns
-    start = time.monotonic()
     second = _smoke(testcase="back_to_back")
     assert second.build_dir == first.build_dir
     assert not second.built and second.build_seconds == 0
     assert ((second.build_dir / ".built").stat().st_mtime_ns, binary.stat().st_mtime_ns) == stamp
     assert [t.name for t in second.tests] == ["back_to_back"]
-    assert time.monotonic() - start < 30
 
 
 def test_failing_cocotb_test_raises():
