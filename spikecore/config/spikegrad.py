@@ -4,15 +4,15 @@ Number formats (all integers, two's complement, saturating):
 
 * weights ``w`` and biases ``b``: ``weight_bits`` wide, but *clamped* to
   ``[-weight_limit, weight_limit]`` where ``weight_limit = min(2**(weight_bits-1)-1,
-  theta_ff, theta_bp)``. Keeping ``|w| <= theta`` guarantees that one spike per
-  incoming event is enough to bring a compartment back into ``[-theta, theta]``,
+  theta_ff-1, theta_bp-1)``. Keeping ``|w| < theta`` guarantees that one spike per
+  incoming event is enough to bring a compartment back into ``(-theta, theta)``,
   which is what makes the residual phase round exactly (|SDE| < 1).
 * forward compartment ``V``: ``membrane_bits``; threshold ``theta_ff``.
 * error compartment ``U``: ``error_bits``; threshold ``theta_bp``.
 * trace ``x = eta * S``: ``trace_bits`` (``eta`` is the learning rate in weight
   LSBs; one spike adds ``eta`` to the trace, so the update needs no multiply).
 * per-neuron error-spike count ``E``: ``count_bits``.
-* top-layer error ``U^L = round(error_scale * (p - onehot))`` where ``p`` is the
+* top-layer error ``U^L = round((p - onehot) * 2**error_shift)`` where ``p`` is the
   fixed-point softmax with ``prob_bits`` fractional bits, computed from an
   exponential lookup table of ``exp_lut_size`` entries of ``exp_bits`` fractional
   bits indexed by ``(max(V^L) - V^L_i) >> softmax_shift``.
@@ -58,7 +58,9 @@ class SpikeGradConfig:
     weight_bits, membrane_bits, error_bits, trace_bits, count_bits : widths.
     theta_ff, theta_bp : forward and backward thresholds.
     eta : learning rate, in weight LSBs per (error spike x input spike).
-    error_scale : ``U^L`` for a unit error (the paper's alpha times theta_bp).
+    error_shift : ``U^L`` for a unit error is ``2**error_shift``; the paper's error
+        scale alpha is ``2**error_shift / theta_bp``. A power of two makes the
+        scaling a shift, so the host may change it at run time (a schedule).
     softmax_shift, exp_lut_size, exp_bits, prob_bits : fixed-point softmax.
     bias : whether layers have a bias (the initial value of ``V``).
     lanes : neurons the core updates per cycle.
@@ -73,11 +75,11 @@ class SpikeGradConfig:
     error_bits: int = 24
     trace_bits: int = 16
     count_bits: int = 12
-    theta_ff: int = 16384
-    theta_bp: int = 16384
+    theta_ff: int = 1 << 15
+    theta_bp: int = 1 << 15
     eta: int = 1
-    error_scale: int = 16 * 16384
-    softmax_shift: int = 8
+    error_shift: int = 21
+    softmax_shift: int = 9
     exp_lut_size: int = 1024
     exp_bits: int = 16
     prob_bits: int = 12
@@ -113,9 +115,8 @@ class SpikeGradConfig:
         # V swings to +-2*theta_ff before the spike that brings it back.
         lo_m = (2 * self.theta_ff).bit_length() + 1
         _need_int("membrane_bits", self.membrane_bits, lo_m, 48)
-        _need_int("error_scale", self.error_scale, 1, 1 << 40)
-        lo_e = max((2 * self.theta_bp).bit_length(), self.error_scale.bit_length()) + 1
-        _need_int("error_bits", self.error_bits, lo_e, 48)
+        _need_int("error_bits", self.error_bits, (2 * self.theta_bp).bit_length() + 1, 48)
+        _need_int("error_shift", self.error_shift, 0, self.error_bits - 2)
         _need_int("trace_bits", self.trace_bits, 2, 32)
         _need_int("count_bits", self.count_bits, 2, 24)
         _need_int("eta", self.eta, 1, _signed_max(self.trace_bits))
@@ -145,13 +146,18 @@ class SpikeGradConfig:
 
     @property
     def weight_limit(self) -> int:
-        """Largest weight magnitude: ``|w| <= theta`` keeps one spike per event exact."""
-        return min(_signed_max(self.weight_bits), self.theta_ff, self.theta_bp)
+        """Largest weight magnitude.
+
+        ``|w| < theta`` keeps every compartment inside ``(-theta, theta)`` with at
+        most one spike per incoming event, so the residual phase rounds exactly
+        and the spike discretisation error stays below one spike (|SDE| < 1).
+        """
+        return min(_signed_max(self.weight_bits), self.theta_ff - 1, self.theta_bp - 1)
 
     @property
     def bias_limit(self) -> int:
-        """Largest bias magnitude (a bias is the initial ``V``; ``|b| <= theta_ff``)."""
-        return min(_signed_max(self.weight_bits), self.theta_ff)
+        """Largest bias magnitude (a bias is the initial ``V``: ``|b| < theta_ff``)."""
+        return min(_signed_max(self.weight_bits), self.theta_ff - 1)
 
     def weight_shape(self, layer: int) -> tuple[int, int]:
         """``(fan_out, fan_in)`` of weight matrix ``layer`` (0-based)."""
