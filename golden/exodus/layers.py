@@ -117,7 +117,7 @@ class LIF(nn.Module):
     @classmethod
     def from_config(cls, cfg, backward: str | None = None) -> "LIF":
         """The layer described by a :class:`spikecore.config.ExodusConfig`."""
-        return cls(cfg.alpha, threshold=cfg.threshold, reset_order=cfg.reset_order, u_min=cfg.u_min,
+        return LIF(cfg.alpha, threshold=cfg.threshold, reset_order=cfg.reset_order, u_min=cfg.u_min,
                    backward=backward or cfg.backward,
                    surrogate=Surrogate(cfg.surrogate, cfg.surrogate_scale, cfg.surrogate_width))
 
