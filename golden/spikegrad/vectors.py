@@ -62,3 +62,32 @@ def make_vectors(params: SpikeGradParams, inputs, labels=None) -> dict:
 
 def save_vectors(vectors: dict, path) -> None:
     Path(path).write_text(json.dumps(vectors))
+
+
+def sequence_vectors(params: SpikeGradParams, items) -> dict:
+    """Expected results of running ``items`` in order on ONE core, weights carried over.
+
+    ``items``: iterable of ``(events, label, error_shift)`` (``label`` None = INFER).
+    Returns ``{"config", "params", "samples", "final"}`` ready to hand to the bench.
+    """
+    sim = EventDrivenSimulator(params)
+    base = params.config
+    samples = []
+    for events, label, shift in items:
+        cfg = base.replace(error_shift=shift)
+        sim.config = cfg
+        sim.params = SpikeGradParams(cfg, sim.params.weights, sim.params.biases)
+        events = [tuple(e) for e in events]
+        res = sim.train_step(events, label) if label is not None else sim.forward(events)
+        samples.append({
+            "events": [list(e) for e in events], "label": label, "error_shift": shift,
+            "v_top": res.v_top, "prediction": res.prediction,
+            "counters": {"forward_ops": res.counters.forward_ops, "backward_ops": res.counters.backward_ops,
+                         "update_ops": res.counters.update_ops},
+            "flags": dict(res.flags),
+        })
+    return {"config": base.to_dict(),
+            "params": {"weights": [w.tolist() for w in params.weights], "bias": [b.tolist() for b in params.biases]},
+            "samples": samples,
+            "final": {"weights": [w.tolist() for w in sim.params.weights],
+                      "bias": [b.tolist() for b in sim.params.biases]}}
