@@ -74,10 +74,12 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="T=30, batch 8 (smoke test)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rate", type=float, default=0.1, help="input Poisson spike probability per step")
+    ap.add_argument("--surrogate-scale", type=float, default=1.0,
+                    help="f' = scale/width exp(-|u-theta|/width), width 0.5 (scale 0.5: peak f' = alpha/theta)")
     args = ap.parse_args(argv)
     T, B = (30, 8) if args.quick else (250, 128)
     sizes = [100, 128, 128, 35]
-    cfg = ExodusConfig(layer_sizes=tuple(sizes))
+    cfg = ExodusConfig(layer_sizes=tuple(sizes), surrogate_scale=args.surrogate_scale)
     torch.manual_seed(args.seed)
     net = SpikingMLP(sizes, LIF.from_config(cfg), dtype=torch.float64)
     weights_q = []
@@ -98,14 +100,13 @@ def main(argv=None):
     out_r = out.clone().requires_grad_()
     (dl_dout,) = torch.autograd.grad(loss_fn(out_r, y), out_r)
     fixed = {}
-    variants = {
-        "default": cfg,
-        "grad_frac+8": cfg.replace(grad_bits=cfg.grad_bits + 8, grad_frac=cfg.grad_frac + 8,
-                                   acc_bits=cfg.acc_bits + 8),
-        "lut_x16": cfg.replace(lut_size=cfg.lut_size * 16, lut_shift=cfg.lut_shift - 4,
-                               fprime_frac=cfg.fprime_frac + 4, fprime_bits=cfg.fprime_bits + 4,
-                               coef_bits=cfg.coef_bits + 4),
-    }
+    # Ablations: 8 more gradient bits (rounding error / 256), a 16x finer table
+    # with 4 more bits (table error / 16), and both; the rest is the default.
+    finer_grad = dict(grad_bits=cfg.grad_bits + 8, grad_frac=cfg.grad_frac + 8, acc_bits=cfg.acc_bits + 8)
+    finer_lut = dict(lut_size=cfg.lut_size * 16, lut_shift=cfg.lut_shift - 4, fprime_frac=cfg.fprime_frac + 4,
+                     fprime_bits=cfg.fprime_bits + 4, coef_bits=cfg.coef_bits + 4)
+    variants = {"default": cfg, "grad_frac+8": cfg.replace(**finer_grad), "lut_x16": cfg.replace(**finer_lut),
+                "grad_frac+8,lut_x16": cfg.replace(**finer_grad, **finer_lut)}
     for name, c in variants.items():
         g_fx, out_q, n_sat = fixed_point_grads(c, weights_q, x, dl_dout)
         fixed[name] = {**compare(g_fx, g_exo), "saturations": n_sat,
@@ -117,7 +118,8 @@ def main(argv=None):
             h = net.neuron(lin(h))
             rates.append(float(h.mean()))
     result = {
-        "T": T, "batch": B, "sizes": sizes, "input_rate": args.rate, "hidden_spike_rates": rates,
+        "T": T, "batch": B, "sizes": sizes, "input_rate": args.rate, "surrogate_scale": args.surrogate_scale,
+        "hidden_spike_rates": rates,
         "layers": [f"W{i} ({sizes[i]}->{sizes[i + 1]})" for i in range(len(sizes) - 1)],
         "exodus_vs_bptt": compare(g_exo, g_bptt), "slayer_vs_bptt": compare(g_sl, g_bptt),
         "exodus_max_rel_err": [float((a - b).abs().max() / b.abs().max()) for a, b in zip(g_exo, g_bptt)],

@@ -97,13 +97,16 @@ def main(argv=None):
         r = {b: next(x for x in runs if x["seed"] == seed and x["backward"] == b) for b in ("exodus", "slayer")}
         final = {b: r[b]["losses"][-1] for b in r}
         summed = {b: sum(r[b]["losses"]) for b in r}
-        per_seed.append({"seed": seed, "final_loss": final, "summed_loss": summed,
+        first_zero = {b: next((i for i, v in enumerate(r[b]["losses"]) if v == 0.0), None) for b in r}
+        per_seed.append({"seed": seed, "final_loss": final, "summed_loss": summed, "first_zero_loss_epoch": first_zero,
                          "exodus_lower_final": final["exodus"] < final["slayer"],
+                         "exodus_lower_summed": summed["exodus"] < summed["slayer"],
                          "final_output_spikes": {b: r[b]["output_spikes"][-1][1] for b in r},
                          "target_spikes": r["exodus"]["target_spikes"]})
     result = {"epochs": args.epochs, "seeds": args.seeds, "lr": args.lr, "alpha": args.alpha, "rate": args.rate,
               "filter_beta": args.filter_beta, "wall_s": wall, "per_seed": per_seed,
-              "exodus_wins_final": sum(p["exodus_lower_final"] for p in per_seed), "runs": runs}
+              "exodus_wins_final": sum(p["exodus_lower_final"] for p in per_seed),
+              "exodus_wins_summed": sum(p["exodus_lower_summed"] for p in per_seed), "runs": runs}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "exodus_fit.json").write_text(json.dumps(result))
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -106,9 +106,10 @@ def chi_coefficients(u: torch.Tensor, grad_s: torch.Tensor, mask, p: NeuronParam
 
 
 @torch.no_grad()
-def chi_scan(a: torch.Tensor, c: torch.Tensor, lam_next: torch.Tensor | None = None) -> torch.Tensor:
+def chi_scan(a: torch.Tensor, c: torch.Tensor, lam_next: torch.Tensor | None = None,
+             out: torch.Tensor | None = None) -> torch.Tensor:
     """Reverse scan ``lambda[n] = a[n] + c[n] * lambda[n+1]``, with ``lambda[T] = lam_next`` (default 0)."""
-    lam = torch.empty_like(a)
+    lam = torch.empty_like(a) if out is None else out
     T = a.shape[0]
     if lam_next is None:
         lam[T - 1] = a[T - 1]
@@ -132,6 +133,6 @@ def chi_backward(u, grad_s, mask, p: NeuronParams, slayer: bool = False, chunk: 
         t0 = max(0, t1 - chunk)
         m = None if mask is None else mask[t0:t1]
         a, c = chi_coefficients(u[t0:t1], grad_s[t0:t1], m, p, slayer)
-        lam[t0:t1] = chi_scan(a, c, lam_next)
+        chi_scan(a, c, lam_next, out=lam[t0:t1])
         lam_next = lam[t0]
     return lam

@@ -21,6 +21,8 @@ inputs and weights of whatever produced it) and to ``u0``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -108,7 +110,7 @@ class LIF(nn.Module):
         if (alpha is None) == (tau is None):
             raise ValueError("give exactly one of alpha and tau")
         if alpha is None:
-            alpha = float(torch.exp(torch.tensor(-1.0 / tau, dtype=torch.float64)))
+            alpha = math.exp(-1.0 / tau)
         if backward not in BACKWARDS:
             raise ValueError(f"backward must be one of {list(BACKWARDS)}, got {backward!r}")
         self.params = NeuronParams(alpha, threshold, reset_order, u_min, surrogate or Surrogate())
