@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golden.exodus import LIF, NeuronParams, SpikingMLP, Surrogate, lif, lif_bptt
+from golden.exodus import LIF, NeuronParams, SpikingMLP, Surrogate, cbuild, kernels, lif, lif_bptt
 
 TOL = 1e-10
 RANDOM_ALPHA = random.Random(3).uniform(0.5, 1.0)
@@ -39,11 +39,22 @@ def random_case(T, seed, shape=(3, 5), bias=0.15):
     return z, u0, g
 
 
+@pytest.fixture(params=["c", "torch"])
+def backend(request, monkeypatch):
+    """Run a test with the C loops and again with the torch loops."""
+    monkeypatch.setattr(kernels, "default_backend", request.param)
+    return request.param
+
+
+def test_c_backend_builds():
+    assert cbuild.library() is not None, cbuild.build_error
+
+
 @pytest.mark.parametrize("T", [1, 2, 300])
 @pytest.mark.parametrize("u_min", [None, -0.5])
 @pytest.mark.parametrize("order", ["after_decay", "before_decay"])
 @pytest.mark.parametrize("alpha", [1.0, 0.9, RANDOM_ALPHA])
-def test_exodus_equals_bptt_and_slayer_equals_detached_bptt(alpha, order, u_min, T):
+def test_exodus_equals_bptt_and_slayer_equals_detached_bptt(alpha, order, u_min, T, backend):
     p = NeuronParams(alpha, 1.0, order, u_min, Surrogate("exponential", 1.0, 0.5))
     z, u0, g = random_case(T, seed=T)
     s_ref, gz_ref, gu_ref = layer_grads(z, u0, g, p, "bptt")
@@ -61,7 +72,7 @@ def test_exodus_equals_bptt_and_slayer_equals_detached_bptt(alpha, order, u_min,
 
 
 @pytest.mark.parametrize("kind", ["exponential", "fast_sigmoid", "piecewise_linear"])
-def test_every_surrogate(kind):
+def test_every_surrogate(kind, backend):
     p = NeuronParams(0.95, 0.75, "after_decay", None, Surrogate(kind, 0.7, 0.3))
     z, u0, g = random_case(120, seed=7)
     s_ref, gz_ref, gu_ref = layer_grads(z, u0, g, p, "bptt")
@@ -107,7 +118,7 @@ def test_closed_form_sigma():
 
 @pytest.mark.parametrize("order", ["after_decay", "before_decay"])
 @pytest.mark.parametrize("u_min", [None, -1.0])
-def test_chained_network_inputs_weights_initial_states(order, u_min):
+def test_chained_network_inputs_weights_initial_states(order, u_min, backend):
     torch.manual_seed(5)
     T, B, sizes = 60, 4, [6, 9, 8, 5]
     neuron = LIF(0.93, threshold=1.0, reset_order=order, u_min=u_min)
@@ -130,7 +141,7 @@ def test_chained_network_inputs_weights_initial_states(order, u_min):
         assert rel_err(a, b) <= TOL
 
 
-def test_shared_initial_state_broadcasts():
+def test_shared_initial_state_broadcasts(backend):
     p = NeuronParams(0.9, 1.0, "after_decay", None, Surrogate())
     z, _, g = random_case(40, seed=2)
     u0 = torch.full((5,), 0.3, dtype=torch.float64)  # one initial state per neuron, shared by the batch
@@ -151,3 +162,20 @@ def test_random_parameters(alpha, theta, T, kind, width, order, clamp, seed):
     s, gz, gu = layer_grads(z, u0, g, p, "exodus")
     assert torch.equal(s, s_ref)
     assert rel_err(gz, gz_ref) <= TOL and rel_err(gu, gu_ref) <= TOL
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("u_min", [None, -0.5])
+@pytest.mark.parametrize("order", ["after_decay", "before_decay"])
+def test_c_and_torch_backends_agree(dtype, order, u_min):
+    """Forward bit for bit (same roundings in the same order), scan to rounding."""
+    p = NeuronParams(0.9, 1.0, order, u_min, Surrogate())
+    z, u0, g = (t.to(dtype) for t in random_case(64, seed=4, shape=(8, 16)))
+    ref = kernels.lif_forward(z, u0, p, backend="torch")
+    out = kernels.lif_forward(z, u0, p, backend="c")
+    for a, b in zip(out, ref):
+        assert (a is None and b is None) or torch.equal(a, b)
+    for slayer in (False, True):
+        lam_ref = kernels.chi_backward(ref[1], g, ref[2], p, slayer, backend="torch")
+        lam = kernels.chi_backward(ref[1], g, ref[2], p, slayer, backend="c")
+        assert rel_err(lam, lam_ref) <= (1e-5 if dtype == torch.float32 else 1e-12)

@@ -1,12 +1,18 @@
 """Fast CPU path of EXODUS: the forward loop and the reverse chi scan.
 
-Neither builds an autograd graph: they run under ``torch.no_grad`` on
-preallocated time-major tensors ``(T, batch, neurons)`` with in-place,
-out= operations, so a time step costs a handful of vectorised kernels over
-``batch * neurons`` elements and no Python-side graph bookkeeping. Everything
-that does not depend on the previous step (surrogate derivatives, coefficients,
-the products ``f' g``) is computed for all ``T`` at once before the scan, so
-the scan itself is one multiply-add per neuron and time step, as in the paper.
+Neither builds an autograd graph. Two backends compute the same numbers:
+
+* ``"c"``: fused loops in C (``csrc/exodus_kernels.c``, built on first use by
+  :mod:`golden.exodus.cbuild` and called through ctypes): one pass over the
+  ``(T, batch, neurons)`` tensors for the forward and one for the scan;
+* ``"torch"``: vectorised torch loops under ``torch.no_grad`` on
+  preallocated time-major tensors with in-place, out= operations (a time step
+  costs a handful of kernels over ``batch * neurons`` elements).
+
+``"auto"`` (the default) uses C when it could be built, torch otherwise. The
+surrogate derivative (an ``exp`` for the default surrogate) is always
+evaluated by torch for all steps at once, where it is vectorised; the scan
+itself is one multiply-add per neuron and time step, as in the paper.
 
 The forward uses the same floating-point operations in the same order as the
 autograd reference (:func:`golden.exodus.layers.lif_bptt`) so that spikes are
@@ -16,11 +22,17 @@ multiply-add, and ``theta * s`` is exact because ``s`` is 0 or 1.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
 
+from . import cbuild
 from .surrogates import Surrogate
+
+BACKENDS = ("auto", "c", "torch")
+# The backend used when a call names none; SPIKECORE_EXODUS_BACKEND=torch forces the torch loops.
+default_backend = os.environ.get("SPIKECORE_EXODUS_BACKEND", "auto")
 
 
 @dataclass(frozen=True)
@@ -46,14 +58,47 @@ class NeuronParams:
         return self.reset_order == "after_decay"
 
 
+def _use_c(backend: str | None, *tensors: torch.Tensor) -> bool:
+    backend = backend or default_backend
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "torch":
+        return False
+    ok = all(t.dtype in (torch.float32, torch.float64) and t.device.type == "cpu" for t in tensors)
+    if backend == "c":
+        if cbuild.library() is None:
+            raise RuntimeError(cbuild.build_error)
+        if not ok:
+            raise ValueError("the C backend takes float32/float64 CPU tensors")
+        return True
+    return ok and cbuild.library() is not None
+
+
+def _ptr(t: torch.Tensor | None):
+    return None if t is None else t.data_ptr()
+
+
 @torch.no_grad()
-def lif_forward(z: torch.Tensor, u0: torch.Tensor, p: NeuronParams):
+def lif_forward(z: torch.Tensor, u0: torch.Tensor, p: NeuronParams, backend: str | None = None):
     """Run the layer over ``T = z.shape[0]`` steps.
 
     Returns ``(s, u, mask)``: spikes and membrane (after the clamp) shaped like
     ``z``, and the clamp mask (``True`` where the gradient passes, i.e. the
     unclamped value was ``>= u_min``), or ``None`` without a clamp.
     """
+    if not _use_c(backend, z):
+        return _lif_forward_torch(z, u0, p)
+    z = z.contiguous()
+    u0 = u0.to(z.dtype).expand(z.shape[1:]).contiguous()
+    u, s = torch.empty_like(z), torch.empty_like(z)
+    mask = torch.empty(z.shape, dtype=torch.bool) if p.u_min is not None else None
+    fn = getattr(cbuild.library(), "lif_forward_f32" if z.dtype == torch.float32 else "lif_forward_f64")
+    fn(z.data_ptr(), u0.data_ptr(), u.data_ptr(), s.data_ptr(), _ptr(mask), z.shape[0], u0.numel(),
+       p.alpha, p.threshold, int(p.after_decay), int(mask is not None), p.u_min if mask is not None else 0.0)
+    return s, u, mask
+
+
+def _lif_forward_torch(z: torch.Tensor, u0: torch.Tensor, p: NeuronParams):
     T = z.shape[0]
     u = torch.empty_like(z)
     # Spikes are kept as bool during the loop (one comparison, no copy) and
@@ -120,8 +165,26 @@ def chi_scan(a: torch.Tensor, c: torch.Tensor, lam_next: torch.Tensor | None = N
     return lam
 
 
-def chi_backward(u, grad_s, mask, p: NeuronParams, slayer: bool = False, chunk: int = 16) -> torch.Tensor:
-    """``dL/dz`` of a layer from its stored membrane and ``dL/ds`` (EXODUS or SLAYER).
+@torch.no_grad()
+def chi_backward(u, grad_s, mask, p: NeuronParams, slayer: bool = False,
+                 backend: str | None = None) -> torch.Tensor:
+    """``dL/dz`` of a layer from its stored membrane and ``dL/ds`` (EXODUS or SLAYER)."""
+    if not _use_c(backend, u, grad_s):
+        return _chi_backward_torch(u, grad_s, mask, p, slayer)
+    u = u.contiguous()
+    grad_s = grad_s.to(u.dtype).contiguous()
+    fprime = p.surrogate(u, p.threshold)
+    lam = torch.empty_like(u)
+    mode = 2 if slayer else (0 if p.after_decay else 1)
+    fn = getattr(cbuild.library(), "chi_scan_f32" if u.dtype == torch.float32 else "chi_scan_f64")
+    n = u[0].numel() if u.shape[0] else 0
+    fn(fprime.data_ptr(), grad_s.data_ptr(), _ptr(mask), lam.data_ptr(), u.shape[0], n,
+       p.alpha, p.threshold, mode)
+    return lam
+
+
+def _chi_backward_torch(u, grad_s, mask, p: NeuronParams, slayer: bool = False, chunk: int = 16) -> torch.Tensor:
+    """Torch backend of :func:`chi_backward`.
 
     The coefficients are computed ``chunk`` time steps at a time, just before
     the scan reaches them, so that they are still in cache when it reads them.

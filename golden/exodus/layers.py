@@ -43,12 +43,14 @@ def lif_bptt(z: torch.Tensor, u0: torch.Tensor, p: NeuronParams, *, detach_reset
     u = u0.expand(z.shape[1:])
     s = torch.zeros_like(u)
     spikes = []
-    for t in range(z.shape[0]):
+    # unbind, not z[t]: the backward of indexing would allocate a full (T, ...)
+    # gradient per step, O(T^2) work that is no part of BPTT itself.
+    for zt in z.unbind(0):
         r = s.detach() if detach_reset else s
         if p.after_decay:
-            u = u * p.alpha + z[t] - r * p.threshold
+            u = u * p.alpha + zt - r * p.threshold
         else:
-            u = (u - r * p.threshold) * p.alpha + z[t]
+            u = (u - r * p.threshold) * p.alpha + zt
         if p.u_min is not None:
             u = torch.clamp(u, min=p.u_min)
         s = spike(u, p.threshold, p.surrogate)
