@@ -1,0 +1,447 @@
+"""The SpikeGrad learning core: layer engines, queues, weight banks, softmax error and update units."""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikecore.config import SpikeGradConfig
+
+from .banks import LaneBanks, WeightGeometry, bits_for, ceil_div, fit, log2_exact
+from .engine import EngineOp, LayerEngine, entry_layout, saturate
+from .layouts import (Op, command_layout, counters_layout, flags_layout, index_bits, result_layout, spike_layout,
+                      weight_access_layout)
+from .softmax_error import SoftmaxError, error_shift_bits
+from .update import WeightUpdateUnit
+
+__all__ = ["SpikeGradCore"]
+
+
+class SpikeGradCore(wiring.Component):
+    """SpikeGrad inference and on-chip training, bit-exact with ``golden.spikegrad.event_sim``.
+
+    Parameters
+    ----------
+    cfg : SpikeGradConfig
+    softmax : optional factory ``cfg -> component`` with the :class:`SoftmaxError`
+        interface (tests may substitute a stand-in); default :class:`SoftmaxError`.
+
+    Members
+    -------
+    cmd : ``In(stream.Signature(command_layout(cfg)))`` -- INFER / TRAIN / RESET, accepted when idle.
+    spikes : ``In(stream.Signature(spike_layout(cfg)))`` -- input events of the current sample,
+        accepted after an INFER / TRAIN command up to the beat with ``last``.
+    result : ``Out(stream.Signature(result_layout(cfg)))`` -- C beats per INFER / TRAIN.
+    weights : ``In(stream.Signature(weight_access_layout(cfg)))`` -- host weight / bias access.
+    weights_rdata : ``Out(stream.Signature(signed(weight_bits)))`` -- one beat per read.
+    error_shift : ``In(unsigned(error_shift_bits(cfg)))`` -- run-time scale of U^L.
+    flags : ``Out(flags_layout())`` sticky; ``clear_flags`` : ``In(1)`` strobe.
+    counters : ``Out(counters_layout())`` -- cleared when a command starts.
+    busy : ``Out(1)``.
+    """
+
+    def __init__(self, cfg: SpikeGradConfig, *, softmax=None):
+        if not isinstance(cfg, SpikeGradConfig):
+            raise TypeError(f"cfg must be a SpikeGradConfig, got {cfg!r}")
+        if softmax is not None and not callable(softmax):
+            raise TypeError(f"softmax must be a factory callable, got {softmax!r}")
+        self._cfg = cfg
+        self._softmax = softmax
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout(cfg))),
+            "spikes": In(stream.Signature(spike_layout(cfg))),
+            "result": Out(stream.Signature(result_layout(cfg))),
+            "weights": In(stream.Signature(weight_access_layout(cfg))),
+            "weights_rdata": Out(stream.Signature(signed(cfg.weight_bits))),
+            "error_shift": In(unsigned(error_shift_bits(cfg))),
+            "flags": Out(flags_layout()),
+            "clear_flags": In(1),
+            "counters": Out(counters_layout()),
+            "busy": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._cfg
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        P, L, C = cfg.lanes, cfg.num_layers, cfg.num_classes
+        lb = log2_exact(P)
+        sizes = cfg.layer_sizes
+        depth = cfg.queue_depth
+        m = Module()
+
+        eng = [LayerEngine(cfg, l) for l in range(L)]
+        for l, e in enumerate(eng):
+            m.submodules[f"engine{l}"] = e
+        geo = [WeightGeometry(cfg, l) for l in range(L)]
+        wbank = [LaneBanks(signed(cfg.weight_bits), geo[l].depth, P) for l in range(L)]
+        bbank = [LaneBanks(signed(cfg.weight_bits), geo[l].groups, P) for l in range(L)]
+        upd = [WeightUpdateUnit(cfg, l) for l in range(L)]
+        for l in range(L):
+            m.submodules[f"weights{l}"] = wbank[l]
+            m.submodules[f"bias{l}"] = bbank[l]
+            m.submodules[f"update{l}"] = upd[l]
+        fifo = []
+        for l in range(L):
+            f = SyncFIFOBuffered(width=entry_layout(P, eng[l].in_group_bits).size, depth=depth)
+            m.submodules[f"queue{l}"] = f
+            fifo.append(f)
+        sm = (self._softmax or SoftmaxError)(cfg)
+        m.submodules.softmax = sm
+
+        H0 = ceil_div(sizes[0], P)
+        m.submodules.xin = xin = Memory(shape=data.ArrayLayout(signed(cfg.trace_bits), P), depth=H0, init=[])
+        xin_wp = xin.write_port()
+        xin_rp = xin.read_port(transparent_for=(xin_wp,))
+
+        # ---------------------------------------------------------- phases
+        ph_bwd = Signal()      # engines take error events; weights read by the layer below
+        ph_upd = Signal()
+        ph_idle = Signal()
+        label = Signal.like(self.cmd.payload.label)
+        is_train = Signal()
+
+        flag_set = Signal(flags_layout())
+        flags = Signal(flags_layout())
+        ctr = Signal(counters_layout())
+        m.d.comb += [self.flags.eq(flags), self.counters.eq(ctr)]
+
+        # ---------------------------------------------------------- queues
+        def entry_bits(src, gbits):
+            return Cat(fit(src.group, gbits), src.mask, src.signs)
+
+        sp = self.spikes.payload
+        in_ev = Signal()
+        in_lane = sp.index[:lb] if lb else None
+        in_group = sp.index[lb:]
+        for l in range(L):
+            f, e = fifo[l], eng[l]
+            gbits = e.in_group_bits
+            m.d.comb += [e.ev.valid.eq(f.r_rdy), e.ev.payload.eq(f.r_data), f.r_en.eq(e.ev.ready)]
+            with m.If(ph_bwd):
+                if l + 1 < L:
+                    m.d.comb += [f.w_en.eq(eng[l + 1].push), f.w_data.eq(entry_bits(eng[l + 1].push_data, gbits))]
+            with m.Else():
+                if l == 0:
+                    bit = (Const(1, P) << in_lane)[:P] if lb else Const(1, 1)
+                    m.d.comb += [f.w_en.eq(in_ev),
+                                 f.w_data.eq(Cat(fit(in_group, gbits), bit, Mux(sp.negative, bit, 0)))]
+                else:
+                    m.d.comb += [f.w_en.eq(eng[l - 1].push), f.w_data.eq(entry_bits(eng[l - 1].push_data, gbits))]
+            with m.If(f.w_en & ~f.w_rdy):
+                m.d.comb += flag_set.queue_overflow.eq(1)
+            # room for this engine's pushes
+            fwd_level = fifo[l + 1].level if l + 1 < L else 0
+            bwd_level = fifo[l - 1].level if l > 0 else 0
+            m.d.comb += e.room_level.eq(Mux(ph_bwd, bwd_level, fwd_level))
+            m.d.comb += e.bwd.eq(ph_bwd)
+
+        all_idle = Signal()
+        m.d.comb += all_idle.eq(Cat(*[e.idle for e in eng], *[f.level == 0 for f in fifo]).all())
+
+        # ---------------------------------------------------------- weights and biases
+        acc = self.weights.payload
+        host_w_addr = Signal(max(g.addr_bits for g in geo))
+        host_bank = Signal(lb)
+        for l in range(L):
+            g_, wbk, bbk, u = geo[l], wbank[l], bbank[l], upd[l]
+            # read addresses
+            hostaddr = Cat(fit(acc.col[lb:], g_.col_bits), fit(acc.row, g_.row_bits)) if g_.col_bits \
+                else fit(acc.row, g_.row_bits)
+            for b in range(P):
+                with m.If(ph_idle):
+                    m.d.comb += [wbk.raddr[b].eq(hostaddr), bbk.raddr[b].eq(acc.row[lb:])]
+                with m.Elif(ph_upd):
+                    m.d.comb += [wbk.raddr[b].eq(u.w_raddr), bbk.raddr[b].eq(u.b_raddr)]
+                with m.Elif(ph_bwd):
+                    if l > 0:
+                        m.d.comb += wbk.raddr[b].eq(eng[l - 1].wt_addr[b])
+                with m.Else():
+                    m.d.comb += [wbk.raddr[b].eq(eng[l].wt_addr[b]), bbk.raddr[b].eq(eng[l].bias_addr)]
+            # read data
+            m.d.comb += eng[l].bias_data.eq(bbk.rdata)
+            m.d.comb += [u.w_rdata.eq(wbk.rdata), u.b_rdata.eq(bbk.rdata)]
+            if l + 1 < L:
+                m.d.comb += eng[l].wt_data.eq(Mux(ph_bwd, wbank[l + 1].rdata.as_value(), wbank[l].rdata.as_value()))
+            else:
+                m.d.comb += eng[l].wt_data.eq(wbank[l].rdata)
+            # writes: update unit (or host, below)
+            for b in range(P):
+                m.d.comb += [wbk.waddr[b].eq(u.w_waddr), wbk.wdata[b].eq(u.w_wdata[b]),
+                             bbk.waddr[b].eq(u.b_waddr), bbk.wdata[b].eq(u.b_wdata[b])]
+            m.d.comb += [wbk.we.eq(u.w_we), bbk.we.eq(u.b_we)]
+            # update unit reads: E of this layer, x of the layer below (or the input traces)
+            m.d.comb += u.e_data.eq(Cat(*[eng[l].state[p].e for p in range(P)]))
+            if l == 0:
+                m.d.comb += u.x_data.eq(xin_rp.data)
+            else:
+                m.d.comb += u.x_data.eq(Cat(*[eng[l - 1].state[p].x for p in range(P)]))
+
+        # engine aux read addresses: OR of the (otherwise zero) requesters
+        ro_addr = Signal(range(ceil_div(C, P)))
+        for l in range(L):
+            reqs = [upd[l].e_addr]
+            if l + 1 < L:
+                reqs.append(upd[l + 1].x_addr)
+            else:
+                reqs.append(ro_addr)
+            v = 0
+            for r in reqs:
+                v = v | r
+            m.d.comb += eng[l].aux_addr.eq(v)
+
+        # host access
+        resp_pending = Signal()
+        resp_ok = Signal()
+        resp_bias = Signal()
+        resp_layer = Signal.like(acc.layer)
+        resp_sel = Signal(lb)
+        resp_valid = Signal()
+        resp_data = Signal(signed(cfg.weight_bits))
+        m.d.comb += [self.weights.ready.eq(~resp_pending & ~resp_valid),
+                     self.weights_rdata.valid.eq(resp_valid), self.weights_rdata.payload.eq(resp_data)]
+        take = Signal()
+        m.d.comb += take.eq(self.weights.valid & self.weights.ready)
+        in_range = Signal()
+        with m.Switch(acc.layer):
+            for l in range(L):
+                with m.Case(l):
+                    m.d.comb += in_range.eq((acc.row < sizes[l + 1]) & (acc.bias | (acc.col < sizes[l])))
+        ok = Signal()
+        m.d.comb += ok.eq(ph_idle & in_range & ~(acc.write & acc.bias & (not cfg.bias)))
+        sel = Signal(lb)
+        m.d.comb += sel.eq(Mux(acc.bias, acc.row[:lb], (acc.row + acc.col)[:lb]) if lb else 0)
+        with m.If(take & ~ok):
+            m.d.comb += flag_set.protocol_error.eq(1)
+        with m.If(take & acc.write & ok):
+            for l in range(L):
+                with m.If(acc.layer == l):
+                    g_ = geo[l]
+                    hostaddr = Cat(fit(acc.col[lb:], g_.col_bits), fit(acc.row, g_.row_bits)) if g_.col_bits \
+                        else fit(acc.row, g_.row_bits)
+                    for b in range(P):
+                        with m.If(acc.bias):
+                            m.d.comb += [bbank[l].waddr[b].eq(acc.row[lb:]), bbank[l].wdata[b].eq(acc.data)]
+                        with m.Else():
+                            m.d.comb += [wbank[l].waddr[b].eq(hostaddr), wbank[l].wdata[b].eq(acc.data)]
+                    bit = (Const(1, P) << sel) if lb else Const(1, 1)
+                    with m.If(acc.bias):
+                        m.d.comb += bbank[l].we.eq(bit)
+                    with m.Else():
+                        m.d.comb += wbank[l].we.eq(bit)
+        with m.If(take & ~acc.write):
+            m.d.sync += [resp_pending.eq(1), resp_ok.eq(ok), resp_bias.eq(acc.bias), resp_layer.eq(acc.layer),
+                         resp_sel.eq(sel)]
+        with m.If(resp_pending):
+            m.d.sync += [resp_pending.eq(0), resp_valid.eq(1), resp_data.eq(0)]
+            with m.If(resp_ok):
+                for l in range(L):
+                    with m.If(resp_layer == l):
+                        wd = Array([wbank[l].rdata[b] for b in range(P)])[resp_sel]
+                        bd = Array([bbank[l].rdata[b] for b in range(P)])[resp_sel]
+                        m.d.sync += resp_data.eq(Mux(resp_bias, bd, wd))
+        with m.If(self.weights_rdata.valid & self.weights_rdata.ready):
+            m.d.sync += resp_valid.eq(0)
+
+        # ---------------------------------------------------------- input traces
+        xp_valid = Signal()
+        xp_group = Signal(range(H0))
+        xp_lane = Signal(lb)
+        xp_neg = Signal()
+        xin_clear = Signal()
+        xin_ccnt = Signal(range(H0))
+        xin_cbusy = Signal()
+        m.d.sync += xp_valid.eq(in_ev)
+        with m.If(in_ev):
+            m.d.sync += [xp_group.eq(in_group), xp_neg.eq(sp.negative)]
+            if lb:
+                m.d.sync += xp_lane.eq(in_lane)
+        with m.If(ph_upd):
+            m.d.comb += xin_rp.addr.eq(upd[0].x_addr)
+        with m.Else():
+            m.d.comb += xin_rp.addr.eq(in_group)
+        xnew = Signal(data.ArrayLayout(signed(cfg.trace_bits), P))
+        m.d.comb += xnew.eq(xin_rp.data)
+        xw = Array([xin_rp.data[p] for p in range(P)])[xp_lane] if lb else xin_rp.data[0]
+        xcl, xfl = saturate(Mux(xp_neg, xw - cfg.eta, xw + cfg.eta), cfg.trace_bits)
+        for p in range(P):
+            with m.If(xp_lane == p if lb else 1):
+                m.d.comb += xnew[p].eq(xcl)
+        with m.If(xp_valid):
+            m.d.comb += [xin_wp.en.eq(1), xin_wp.addr.eq(xp_group), xin_wp.data.eq(xnew),
+                         flag_set.trace_saturated.eq(xfl)]
+        with m.Elif(xin_cbusy):
+            m.d.comb += [xin_wp.en.eq(1), xin_wp.addr.eq(xin_ccnt), xin_wp.data.eq(0)]
+            with m.If(xin_ccnt == H0 - 1):
+                m.d.sync += [xin_cbusy.eq(0), xin_ccnt.eq(0)]
+            with m.Else():
+                m.d.sync += xin_ccnt.eq(xin_ccnt + 1)
+        with m.If(xin_clear):
+            m.d.sync += [xin_cbusy.eq(1), xin_ccnt.eq(0)]
+
+        # ---------------------------------------------------------- top readout / softmax / result
+        vtop = [Signal(signed(cfg.membrane_bits), name=f"vtop{c}") for c in range(C)]
+        avtop = Array(vtop)
+        best_v = Signal(signed(cfg.membrane_bits))
+        best_i = Signal(range(C))
+        rc = Signal(range(C + 1))
+        rd_valid = Signal()
+        rd_c = Signal(range(C))
+        top = eng[L - 1]
+        m.d.sync += rd_valid.eq(0)
+        with m.If(rd_valid):
+            lanes_v = Array([top.state[p].v for p in range(P)])
+            val = lanes_v[rd_c[:lb]] if lb else top.state[0].v
+            m.d.sync += avtop[rd_c].eq(val)
+            with m.If((rd_c == 0) | (val > best_v)):
+                m.d.sync += [best_v.eq(val), best_i.eq(rd_c)]
+
+        vc = Signal(range(C + 1))
+        m.d.comb += [sm.v.payload.eq(avtop[vc[:bits_for(C)] if C > 1 else 0]), sm.label.eq(label),
+                     sm.error_shift.eq(self.error_shift)]
+        m.d.comb += [top.u.valid.eq(sm.u.valid), top.u.payload.eq(sm.u.payload.value), sm.u.ready.eq(top.u.ready)]
+
+        rp_ = self.result.payload
+        m.d.comb += [rp_.index.eq(rc), rp_.value.eq(avtop[rc[:bits_for(C)] if C > 1 else 0]), rp_.prediction.eq(best_i),
+                     rp_.last.eq(rc == C - 1)]
+
+        # ---------------------------------------------------------- control
+        start_all = Signal()
+        start_op = Signal(EngineOp)
+        start_mask = Signal(L)
+        for l in range(L):
+            m.d.comb += [eng[l].start.eq(start_all | start_mask[l]), eng[l].op.eq(start_op)]
+        upd_start = Signal(L)
+        for l in range(L):
+            m.d.comb += upd[l].start.eq(upd_start[l])
+        upd_busy = Cat(*[u.busy for u in upd]).any()
+        cnt_fwd, cnt_bwd, cnt_upd = Signal(), Signal(), Signal()
+
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                m.d.comb += [ph_idle.eq(1), self.cmd.ready.eq(1)]
+                with m.If(self.cmd.valid):
+                    m.d.sync += [ctr.eq(0), label.eq(self.cmd.payload.label),
+                                 is_train.eq(self.cmd.payload.op == Op.TRAIN)]
+                    m.d.comb += [start_all.eq(1), start_op.eq(EngineOp.INIT), xin_clear.eq(1)]
+                    with m.If(self.cmd.payload.op == Op.RESET):
+                        m.d.sync += flags.eq(0)
+                        m.next = "RESET"
+                    with m.Else():
+                        m.next = "INIT"
+            with m.State("RESET"):
+                with m.If(all_idle & ~xin_cbusy):
+                    m.next = "IDLE"
+            with m.State("INIT"):
+                m.d.comb += cnt_fwd.eq(1)
+                with m.If(all_idle & ~xin_cbusy):
+                    m.next = "INPUT"
+            with m.State("INPUT"):
+                m.d.comb += [cnt_fwd.eq(1), self.spikes.ready.eq(fifo[0].w_rdy)]
+                with m.If(self.spikes.valid & self.spikes.ready):
+                    with m.If(~sp.nop):
+                        with m.If(sp.index < sizes[0]):
+                            m.d.comb += in_ev.eq(1)
+                        with m.Else():
+                            m.d.comb += flag_set.protocol_error.eq(1)
+                    with m.If(sp.last):
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += cnt_fwd.eq(1)
+                with m.If(all_idle):
+                    m.next = "FRES0" if L > 1 else "READOUT"
+            for l in range(L - 1):
+                with m.State(f"FRES{l}"):
+                    m.d.comb += [cnt_fwd.eq(1), start_mask[l].eq(1), start_op.eq(EngineOp.FRES)]
+                    m.next = f"FRES{l}_WAIT"
+                with m.State(f"FRES{l}_WAIT"):
+                    m.d.comb += cnt_fwd.eq(1)
+                    with m.If(all_idle):
+                        m.next = f"FRES{l + 1}" if l + 1 < L - 1 else "READOUT"
+            with m.State("READOUT"):
+                with m.If(rc < C):
+                    m.d.comb += ro_addr.eq(rc >> lb)
+                    m.d.sync += [rd_valid.eq(1), rd_c.eq(rc), rc.eq(rc + 1)]
+                with m.Elif(~rd_valid):
+                    m.d.sync += [rc.eq(0), vc.eq(0)]
+                    with m.If(is_train):
+                        m.next = "SOFTMAX"
+                    with m.Else():
+                        m.next = "RESULT"
+            with m.State("SOFTMAX"):
+                m.d.comb += [cnt_bwd.eq(1), ph_bwd.eq(1), start_mask[L - 1].eq(1), start_op.eq(EngineOp.TOPEMIT)]
+                m.next = "BWD"
+            with m.State("BWD"):
+                m.d.comb += [cnt_bwd.eq(1), ph_bwd.eq(1)]
+                m.d.comb += sm.v.valid.eq(vc < C)
+                with m.If(sm.v.valid & sm.v.ready):
+                    m.d.sync += vc.eq(vc + 1)
+                with m.If(all_idle & (vc == C) & ~sm.busy):
+                    m.next = f"BRES{L - 1}"
+            for l in reversed(range(L)):
+                with m.State(f"BRES{l}"):
+                    m.d.comb += [cnt_bwd.eq(1), ph_bwd.eq(1), start_mask[l].eq(1), start_op.eq(EngineOp.BRES)]
+                    m.next = f"BRES{l}_WAIT"
+                with m.State(f"BRES{l}_WAIT"):
+                    m.d.comb += [cnt_bwd.eq(1), ph_bwd.eq(1)]
+                    with m.If(all_idle):
+                        m.next = f"BRES{l - 1}" if l > 0 else "UPD0"
+            for l in range(L):
+                with m.State(f"UPD{l}"):
+                    m.d.comb += [cnt_upd.eq(1), ph_upd.eq(1), upd_start[l].eq(1)]
+                    m.next = f"UPD{l}_WAIT"
+                with m.State(f"UPD{l}_WAIT"):
+                    m.d.comb += [cnt_upd.eq(1), ph_upd.eq(1)]
+                    with m.If(~upd_busy):
+                        m.next = f"UPD{l + 1}" if l + 1 < L else "RESULT"
+            with m.State("RESULT"):
+                m.d.comb += self.result.valid.eq(1)
+                with m.If(self.result.ready):
+                    m.d.sync += rc.eq(rc + 1)
+                    with m.If(rc == C - 1):
+                        m.d.sync += rc.eq(0)
+                        m.next = "IDLE"
+
+        m.d.comb += self.busy.eq(~ph_idle)
+
+        # ---------------------------------------------------------- counters and flags
+        fops = 0
+        bops = 0
+        for l in range(L):
+            fops = fops + Mux(eng[l].event & ~ph_bwd, sizes[l + 1], 0)
+            bops = bops + Mux(eng[l].event & ph_bwd, sizes[l + 1], 0)
+        uops = 0
+        for u in upd:
+            uops = uops + u.ops
+        with m.If(~ph_idle):
+            m.d.sync += [
+                ctr.cycles.eq(ctr.cycles + 1),
+                ctr.forward_ops.eq(ctr.forward_ops + fops),
+                ctr.backward_ops.eq(ctr.backward_ops + bops),
+                ctr.update_ops.eq(ctr.update_ops + uops),
+                ctr.forward_cycles.eq(ctr.forward_cycles + cnt_fwd),
+                ctr.backward_cycles.eq(ctr.backward_cycles + cnt_bwd),
+                ctr.update_cycles.eq(ctr.update_cycles + cnt_upd),
+            ]
+        for e in eng:
+            with m.If(e.sat.membrane):
+                m.d.comb += flag_set.membrane_saturated.eq(1)
+            with m.If(e.sat.error):
+                m.d.comb += flag_set.error_saturated.eq(1)
+            with m.If(e.sat.trace):
+                m.d.comb += flag_set.trace_saturated.eq(1)
+            with m.If(e.sat.count):
+                m.d.comb += flag_set.count_saturated.eq(1)
+        for u in upd:
+            with m.If(u.clamped):
+                m.d.comb += flag_set.weight_clamped.eq(1)
+        with m.If(self.clear_flags):
+            m.d.sync += flags.eq(flag_set)
+        with m.Elif(~(ph_idle & self.cmd.valid & (self.cmd.payload.op == Op.RESET))):
+            m.d.sync += flags.eq(flags.as_value() | flag_set.as_value())
+        return m

@@ -1,0 +1,444 @@
+"""One neuron layer of the SpikeGrad core: forward and backward event engine.
+
+See ``docs/spikegrad_core.md`` for the pipeline and the schedule.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikecore.config import SpikeGradConfig
+
+from .banks import WeightGeometry, bits_for, ceil_div, fit, log2_exact, rotate_to_lanes
+
+__all__ = ["EngineOp", "LayerEngine", "entry_layout", "lane_layout", "spike_count_bits", "sat_flags_layout",
+           "saturate"]
+
+
+class EngineOp(enum.Enum, shape=3):
+    """Sweeps a :class:`LayerEngine` runs over all its neuron groups."""
+    NONE = 0
+    INIT = 1       # V <- b, x = S = U = E = 0
+    FRES = 2       # forward residual spikes (eq. 16)
+    BRES = 3       # backward residual error spikes (eq. 19)
+    TOPEMIT = 4    # top layer: take U^L from the u stream, emit all error spikes neuron by neuron
+
+
+def spike_count_bits(cfg: SpikeGradConfig) -> int:
+    """Width of the per-neuron signed spike count ``S`` (only its sign is used, by the residual).
+
+    ``|S| >= 2**(trace_bits + 1)`` implies the trace already saturated
+    (``trace_saturated`` is set), so the counter is exact whenever the flags are clear.
+    """
+    return max(cfg.trace_bits, cfg.count_bits, 14) + 2
+
+
+def lane_layout(cfg: SpikeGradConfig) -> data.StructLayout:
+    """Per-neuron state: membrane ``v``, trace ``x``, spike count ``s``, error ``u``, error count ``e``."""
+    return data.StructLayout({
+        "v": signed(cfg.membrane_bits),
+        "x": signed(cfg.trace_bits),
+        "s": signed(spike_count_bits(cfg)),
+        "u": signed(cfg.error_bits),
+        "e": signed(cfg.count_bits),
+    })
+
+
+def entry_layout(lanes: int, group_bits: int) -> data.StructLayout:
+    """One queue entry: the spikes one neuron group emitted in one cycle (bit set in ``mask``; ``signs``: negative)."""
+    return data.StructLayout({
+        "group": unsigned(group_bits),
+        "mask": unsigned(lanes),
+        "signs": unsigned(lanes),
+    })
+
+
+def sat_flags_layout() -> data.StructLayout:
+    return data.StructLayout({"membrane": 1, "error": 1, "trace": 1, "count": 1})
+
+
+def saturate(value, bits: int):
+    """``(clamped, saturated)`` of a Value to a ``bits``-wide signed range."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    over, under = value > hi, value < lo
+    return Mux(over, hi, Mux(under, lo, value)), over | under
+
+
+class LayerEngine(wiring.Component):
+    """Event engine of neuron layer ``layer``: ``P = cfg.lanes`` neurons per cycle.
+
+    Neuron ``i`` is lane ``i mod P`` of group ``i // P``; a group's state is one
+    word of a :class:`~amaranth.lib.memory.Memory` (``ArrayLayout(lane_layout, P)``).
+    Two-stage pipeline: read the group word and the weights at ``t``, compute
+    and write back at ``t + 1`` (the read port is transparent for the write
+    port, so consecutive accesses to the same group see each other).
+
+    Members
+    -------
+    start, op : ``In`` strobe and :class:`EngineOp` -- begin a sweep (INIT, FRES, BRES, TOPEMIT).
+    bwd : ``In(1)`` -- incoming events are error events from layer ``layer + 1`` (else spikes from below).
+    ev : ``In(stream.Signature(entry_layout))`` -- incoming events, one queue entry per beat.
+    push, push_data : ``Out`` -- an outgoing queue entry this cycle (no back-pressure: see ``room_level``).
+    room_level : ``In`` -- fill level of the queue ``push`` writes; the engine issues only while
+        ``room_level + in_flight <= queue_depth - 2`` so it never writes into a full queue.
+    wt_addr : ``Out`` per-bank weight read address (``W[layer]`` forward, ``W[layer+1]`` backward).
+    wt_data : ``In`` per-bank weight read data, one cycle later.
+    bias_addr, bias_data : bias read (for INIT).
+    aux_addr, state : read access to the state word while the engine is idle (data one cycle later).
+    u : ``In(stream.Signature(signed(error_bits)))`` -- top layer only: U^L in class order.
+    idle : ``Out(1)`` -- nothing held, in flight or sweeping.
+    event : ``Out(1)`` -- an incoming event starts this cycle (for the op counters).
+    sat : ``Out(sat_flags_layout())`` -- saturation strobes this cycle.
+    """
+
+    def __init__(self, cfg: SpikeGradConfig, layer: int):
+        if not isinstance(cfg, SpikeGradConfig):
+            raise TypeError(f"cfg must be a SpikeGradConfig, got {cfg!r}")
+        if not isinstance(layer, int) or not 0 <= layer < cfg.num_layers:
+            raise ValueError(f"layer must be in [0, {cfg.num_layers - 1}], got {layer!r}")
+        self._cfg, self._layer = cfg, layer
+        P = cfg.lanes
+        L = cfg.num_layers
+        self._top = layer == L - 1
+        self._n = cfg.layer_sizes[layer + 1]
+        self._groups = ceil_div(self._n, P)
+        self._fwd_geo = WeightGeometry(cfg, layer)
+        self._bwd_geo = None if self._top else WeightGeometry(cfg, layer + 1)
+        src_groups = [ceil_div(cfg.layer_sizes[layer], P)]
+        if not self._top:
+            src_groups.append(ceil_div(cfg.layer_sizes[layer + 2], P))
+        self._in_gbits = bits_for(max(src_groups))
+        self._out_gbits = bits_for(self._groups)
+        abits = max(self._fwd_geo.addr_bits, self._bwd_geo.addr_bits if self._bwd_geo else 0)
+        self._abits = abits
+        members = {
+            "start": In(1),
+            "op": In(EngineOp),
+            "bwd": In(1),
+            "ev": In(stream.Signature(entry_layout(P, self._in_gbits))),
+            "push": Out(1),
+            "push_data": Out(entry_layout(P, self._out_gbits)),
+            "room_level": In(range(cfg.queue_depth + 1)),
+            "wt_addr": Out(data.ArrayLayout(unsigned(abits), P)),
+            "wt_data": In(data.ArrayLayout(signed(cfg.weight_bits), P)),
+            "bias_addr": Out(range(self._groups)),
+            "bias_data": In(data.ArrayLayout(signed(cfg.weight_bits), P)),
+            "aux_addr": In(range(self._groups)),
+            "state": Out(data.ArrayLayout(lane_layout(cfg), P)),
+            "idle": Out(1),
+            "event": Out(1),
+            "sat": Out(sat_flags_layout()),
+        }
+        if self._top:
+            members["u"] = In(stream.Signature(signed(cfg.error_bits)))
+        super().__init__(members)
+
+    @property
+    def config(self):
+        return self._cfg
+
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def groups(self):
+        return self._groups
+
+    @property
+    def in_group_bits(self):
+        return self._in_gbits
+
+    @property
+    def out_group_bits(self):
+        return self._out_gbits
+
+    def elaborate(self, platform):
+        cfg, l = self._cfg, self._layer
+        P, G, N, top = cfg.lanes, self._groups, self._n, self._top
+        lb = log2_exact(P)
+        relu = cfg.activations[l] == "relu"
+        emit_fwd, emit_bwd = not top, l > 0
+        th_f, th_b, eta = cfg.theta_ff, cfg.theta_bp, cfg.eta
+        mb, tb, eb, cb = cfg.membrane_bits, cfg.trace_bits, cfg.error_bits, cfg.count_bits
+        sb = spike_count_bits(cfg)
+        m = Module()
+
+        word = data.ArrayLayout(lane_layout(cfg), P)
+        m.submodules.state = mem = Memory(shape=word, depth=G, init=[])
+        wp = mem.write_port()
+        rp = mem.read_port(transparent_for=(wp,))
+        m.d.comb += self.state.eq(rp.data)
+
+        # ------------------------------------------------------------ stage 0
+        sweep_active = Signal()
+        sweep_op = Signal(EngineOp)
+        gcnt = Signal(range(G))
+        ent = Signal(entry_layout(P, self._in_gbits))
+        ent_valid = Signal()
+
+        cur_lane = Signal(max(lb, 1) if lb else 0)
+        for p in reversed(range(P)):
+            with m.If(ent.mask[p]):
+                if lb:
+                    m.d.comb += cur_lane.eq(p)
+        cur_neg = Signal()
+        m.d.comb += cur_neg.eq((ent.signs >> cur_lane)[0])
+        lane_bit = Signal(P)
+        m.d.comb += lane_bit.eq(Const(1, P) << cur_lane)
+
+        s1_valid = Signal()
+        s1_kind = Signal(3)     # 0 forward event, 1 backward event, 2 init, 3 fres, 4 bres
+        K_FEV, K_BEV, K_INIT, K_FRES, K_BRES = range(5)
+        s1_g = Signal(range(G))
+        s1_neg = Signal()
+        s1_rot = Signal(lb)
+
+        # Top-layer emitter state (only used when top).
+        te_active = Signal()
+
+        depth = cfg.queue_depth
+        room_ok = Signal()
+        m.d.comb += room_ok.eq(self.room_level + s1_valid <= depth - 2)
+        emits = Signal()
+        with m.If(sweep_active):
+            m.d.comb += emits.eq(((sweep_op == EngineOp.FRES) & emit_fwd) | ((sweep_op == EngineOp.BRES) & emit_bwd))
+        with m.Else():
+            m.d.comb += emits.eq(Mux(self.bwd, emit_bwd, emit_fwd))
+        can_issue = Signal()
+        m.d.comb += can_issue.eq(~emits | room_ok)
+
+        issue = Signal()
+        kind = Signal(3)
+        last_of_entry = Signal()
+        with m.If(sweep_active):
+            with m.If(can_issue):
+                m.d.comb += issue.eq(1)
+                with m.Switch(sweep_op):
+                    with m.Case(EngineOp.INIT):
+                        m.d.comb += kind.eq(K_INIT)
+                    with m.Case(EngineOp.FRES):
+                        m.d.comb += kind.eq(K_FRES)
+                    with m.Default():
+                        m.d.comb += kind.eq(K_BRES)
+                with m.If(gcnt == G - 1):
+                    m.d.sync += [sweep_active.eq(0), gcnt.eq(0)]
+                with m.Else():
+                    m.d.sync += gcnt.eq(gcnt + 1)
+        with m.Elif(ent_valid):
+            with m.If(can_issue):
+                m.d.comb += [issue.eq(1), kind.eq(Mux(self.bwd, K_BEV, K_FEV))]
+                m.d.comb += self.event.eq(gcnt == 0)
+                with m.If(gcnt == G - 1):
+                    newmask = ent.mask & ~lane_bit
+                    m.d.sync += [gcnt.eq(0), ent.mask.eq(newmask)]
+                    with m.If(newmask == 0):
+                        m.d.sync += ent_valid.eq(0)
+                        m.d.comb += last_of_entry.eq(1)
+                with m.Else():
+                    m.d.sync += gcnt.eq(gcnt + 1)
+        m.d.comb += self.ev.ready.eq(~sweep_active & (~ent_valid | last_of_entry))
+        with m.If(self.ev.valid & self.ev.ready):
+            m.d.sync += [ent.eq(self.ev.payload), ent_valid.eq(1)]
+        with m.If(self.start & (self.op != EngineOp.TOPEMIT) & (self.op != EngineOp.NONE)):
+            m.d.sync += [sweep_active.eq(1), sweep_op.eq(self.op), gcnt.eq(0)]
+
+        # Addresses.
+        te_addr = Signal(range(G))
+        with m.If(issue):
+            m.d.comb += rp.addr.eq(gcnt)
+        with m.Elif(te_active):
+            m.d.comb += rp.addr.eq(te_addr)
+        with m.Else():
+            m.d.comb += rp.addr.eq(self.aux_addr)
+        m.d.comb += self.bias_addr.eq(gcnt)
+        fg = self._fwd_geo
+        jh = fit(ent.group, fg.col_bits) if fg.col_bits else None
+        with m.If(self.bwd & (self._bwd_geo is not None)):
+            if self._bwd_geo is not None:
+                bg = self._bwd_geo
+                k = Cat(cur_lane, ent.group)
+                a = Cat(fit(gcnt, bg.col_bits), fit(k, bg.row_bits)) if bg.col_bits else fit(k, bg.row_bits)
+                for b in range(P):
+                    m.d.comb += self.wt_addr[b].eq(a)
+        with m.Else():
+            for b in range(P):
+                r = Const(b, max(lb, 1))[:lb] - cur_lane if lb else None
+                row = Cat(r[:lb], gcnt) if lb else gcnt
+                row = fit(row, fg.row_bits)
+                m.d.comb += self.wt_addr[b].eq(Cat(jh, row) if fg.col_bits else row)
+
+        with m.If(issue):
+            m.d.sync += [s1_kind.eq(kind), s1_g.eq(gcnt), s1_neg.eq(cur_neg), s1_rot.eq(cur_lane)]
+        m.d.sync += s1_valid.eq(issue)
+
+        # ------------------------------------------------------------ stage 1
+        old = rp.data
+        w = rotate_to_lanes([self.wt_data[b] for b in range(P)], s1_rot, P)
+        new = Signal(word)
+        out_mask = Signal(P)
+        out_signs = Signal(P)
+        f_m, f_e, f_t, f_c = [], [], [], []
+        for p in range(P):
+            o, n = old[p], new[p]
+            valid = Signal(name=f"valid{p}")
+            m.d.comb += valid.eq(Cat(Const(p, lb), s1_g) < N if P > 1 else Const(1))
+            m.d.comb += n.eq(o)
+            vs = Signal(signed(mb), name=f"vs{p}")
+            vsat = Signal(name=f"vsat{p}")
+            vsum = Mux(s1_neg, o.v - w[p], o.v + w[p])
+            vcl, vfl = saturate(vsum, mb)
+            m.d.comb += [vs.eq(vcl), vsat.eq(vfl)]
+            us = Signal(signed(eb), name=f"us{p}")
+            usat = Signal(name=f"usat{p}")
+            usum = Mux(s1_neg, o.u - w[p], o.u + w[p])
+            ucl, ufl = saturate(usum, eb)
+            m.d.comb += [us.eq(ucl), usat.eq(ufl)]
+            # firing (forward): +1 / -1 spike on this lane
+            fpos, fneg = Signal(name=f"fpos{p}"), Signal(name=f"fneg{p}")
+            # error emission (backward)
+            zpos, zneg = Signal(name=f"zpos{p}"), Signal(name=f"zneg{p}")
+            sp = Signal(name=f"sp{p}")   # S'
+            m.d.comb += sp.eq(((o.v > 0) | (o.x > 0)) if relu else 1)
+            xcl, xfl = saturate(Mux(fneg, o.x - eta, o.x + eta), tb)
+            scl, _ = saturate(Mux(fneg, o.s - 1, o.s + 1), sb)
+            ecl, efl = saturate(Mux(zneg, o.e - 1, o.e + 1), cb)
+            msat, esat, tsat, csat = (Signal(name=f"{n_}{p}") for n_ in ("msat", "esat", "tsat", "csat"))
+            with m.If(s1_valid):
+                with m.Switch(s1_kind):
+                    with m.Case(K_FEV):
+                        m.d.comb += [n.v.eq(vs), msat.eq(vsat & valid)]
+                        if not top:
+                            neg_ok = (o.x > 0) if relu else 1
+                            m.d.comb += [fpos.eq(valid & (vs >= th_f)), fneg.eq(valid & (vs <= -th_f) & neg_ok)]
+                            with m.If(fpos):
+                                m.d.comb += n.v.eq(vs - th_f)
+                            with m.If(fneg):
+                                m.d.comb += n.v.eq(vs + th_f)
+                    with m.Case(K_FRES):
+                        if not top:
+                            twice = o.v << 1
+                            pos = (twice > th_f) | ((twice == th_f) & (o.s >= 0))
+                            neg = ~pos & ((twice < -th_f) | ((twice == -th_f) & (o.s <= 0)))
+                            if relu:
+                                neg = neg & (o.s > 0)
+                            m.d.comb += [fpos.eq(valid & pos), fneg.eq(valid & neg)]
+                            with m.If(fpos):
+                                m.d.comb += n.v.eq(o.v - th_f)
+                            with m.If(fneg):
+                                m.d.comb += n.v.eq(o.v + th_f)
+                    with m.Case(K_INIT):
+                        m.d.comb += n.eq(0)
+                        if cfg.bias:
+                            m.d.comb += n.v.eq(self.bias_data[p])
+                    with m.Case(K_BEV):
+                        act = valid & sp
+                        with m.If(act):
+                            m.d.comb += [n.u.eq(us), esat.eq(usat),
+                                         zpos.eq(us >= th_b), zneg.eq(us <= -th_b)]
+                            with m.If(zpos):
+                                m.d.comb += n.u.eq(us - th_b)
+                            with m.If(zneg):
+                                m.d.comb += n.u.eq(us + th_b)
+                    with m.Case(K_BRES):
+                        act = valid & sp
+                        twice = o.u << 1
+                        pos = (twice > th_b) | ((twice == th_b) & (o.e >= 0))
+                        neg = ~pos & ((twice < -th_b) | ((twice == -th_b) & (o.e <= 0)))
+                        m.d.comb += [zpos.eq(act & pos), zneg.eq(act & neg)]
+                        with m.If(zpos):
+                            m.d.comb += n.u.eq(o.u - th_b)
+                        with m.If(zneg):
+                            m.d.comb += n.u.eq(o.u + th_b)
+            with m.If(fpos | fneg):
+                m.d.comb += [n.x.eq(xcl), n.s.eq(scl), tsat.eq(xfl)]
+            with m.If(zpos | zneg):
+                m.d.comb += [n.e.eq(ecl), csat.eq(efl)]
+            m.d.comb += [out_mask[p].eq(fpos | fneg | zpos | zneg), out_signs[p].eq(fneg | zneg)]
+            f_m.append(msat); f_e.append(esat); f_t.append(tsat); f_c.append(csat)
+
+        s1_emits = Signal()
+        m.d.comb += s1_emits.eq(Mux((s1_kind == K_FEV) | (s1_kind == K_FRES), emit_fwd, emit_bwd))
+        m.d.comb += [
+            wp.addr.eq(s1_g), wp.data.eq(new), wp.en.eq(s1_valid),
+            self.push.eq(s1_valid & s1_emits & (out_mask != 0)),
+            self.push_data.group.eq(s1_g), self.push_data.mask.eq(out_mask), self.push_data.signs.eq(out_signs),
+        ]
+        sat_m = Signal(); sat_e = Signal(); sat_t = Signal(); sat_c = Signal()
+        m.d.comb += [sat_m.eq(Cat(*f_m).any()), sat_e.eq(Cat(*f_e).any()),
+                     sat_t.eq(Cat(*f_t).any()), sat_c.eq(Cat(*f_c).any())]
+
+        # --------------------------------------------- top emitter (TOPEMIT)
+        te_c = Signal()
+        if top:
+            te_g = Signal(range(G))
+            te_q = Signal(lb)
+            te_word = Signal(word)
+            te_u = [Signal(signed(eb), name=f"te_u{q}") for q in range(P)]
+            te_e = [Signal(signed(cb), name=f"te_e{q}") for q in range(P)]
+            au, ae = Array(te_u), Array(te_e)
+            cu, ce = au[te_q], ae[te_q]
+            te_room = Signal()
+            m.d.comb += te_room.eq((self.room_level <= depth - 2) if cfg.num_layers > 1 else 1)
+            m.d.comb += te_addr.eq(te_g)
+            with m.FSM(name="te"):
+                with m.State("IDLE"):
+                    with m.If(self.start & (self.op == EngineOp.TOPEMIT)):
+                        m.d.sync += te_g.eq(0)
+                        m.next = "RD"
+                with m.State("RD"):
+                    m.d.comb += te_active.eq(1)
+                    m.next = "LD"
+                with m.State("LD"):
+                    m.d.comb += te_active.eq(1)
+                    m.d.sync += [te_word.eq(rp.data), te_q.eq(0)]
+                    for q in range(P):
+                        m.d.sync += [te_u[q].eq(rp.data[q].u), te_e[q].eq(rp.data[q].e)]
+                    m.next = "LANE"
+                with m.State("LANE"):
+                    m.d.comb += te_active.eq(1)
+                    with m.If(Cat(te_q, te_g) < N if P > 1 else Const(1)):
+                        m.d.comb += self.u.ready.eq(1)
+                        with m.If(self.u.valid):
+                            m.d.sync += cu.eq(self.u.payload)
+                            m.next = "EMIT"
+                    with m.Else():
+                        m.next = "WR"
+                with m.State("EMIT"):
+                    m.d.comb += te_active.eq(1)
+                    zp, zn = cu >= th_b, cu <= -th_b
+                    with m.If(zp | zn):
+                        with m.If(te_room):
+                            m.d.sync += cu.eq(Mux(zn, cu + th_b, cu - th_b))
+                            ecl2, efl2 = saturate(Mux(zn, ce - 1, ce + 1), cb)
+                            m.d.sync += ce.eq(ecl2)
+                            m.d.comb += te_c.eq(efl2)
+                            if cfg.num_layers > 1:
+                                m.d.comb += [self.push.eq(1), self.push_data.group.eq(te_g),
+                                             self.push_data.mask.eq(Const(1, P) << te_q),
+                                             self.push_data.signs.eq(Mux(zn, Const(1, P) << te_q, 0))]
+                    with m.Elif(te_q == P - 1):
+                        m.next = "WR"
+                    with m.Else():
+                        m.d.sync += te_q.eq(te_q + 1)
+                        m.next = "LANE"
+                with m.State("WR"):
+                    m.d.comb += te_active.eq(1)
+                    m.d.comb += [wp.addr.eq(te_g), wp.en.eq(1), wp.data.eq(te_word)]
+                    for q in range(P):
+                        m.d.comb += [wp.data[q].u.eq(te_u[q]), wp.data[q].e.eq(te_e[q])]
+                    with m.If(te_g == G - 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += te_g.eq(te_g + 1)
+                        m.next = "RD"
+
+        m.d.comb += [
+            self.sat.membrane.eq(sat_m), self.sat.error.eq(sat_e), self.sat.trace.eq(sat_t),
+            self.sat.count.eq(sat_c | te_c),
+            self.idle.eq(~sweep_active & ~ent_valid & ~s1_valid & ~te_active),
+        ]
+        return m

@@ -1,0 +1,189 @@
+"""Weight update unit: ``w_ij -= E_i * x_j`` by ``|E_i|`` clamped additions, no multiplier."""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikecore.config import SpikeGradConfig
+
+from .banks import WeightGeometry, bits_for, ceil_div, fit, log2_exact, rotate_to_banks, rotate_to_lanes
+
+__all__ = ["WeightUpdateUnit"]
+
+
+def _clamp(value, limit):
+    over, under = value > limit, value < -limit
+    return Mux(over, limit, Mux(under, -limit, value)), over | under
+
+
+class WeightUpdateUnit(wiring.Component):
+    """Applies the accumulated error counts ``E`` of layer ``layer`` to ``W[layer]`` and ``b[layer]``.
+
+    For each neuron ``i`` with ``E_i != 0`` (scanning the ``E`` words group by
+    group, lanes in ascending order) and each column group ``h``: read the row
+    word ``W[i][hP .. hP+P-1]`` (all banks, one address) and the presynaptic
+    traces ``x[hP .. hP+P-1]``, then add ``-sign(E_i) * x_j`` ``|E_i|`` times,
+    clamping to ``+-weight_limit`` after every addition (one cycle each), and
+    write the row word back. The bias is updated alongside column group 0
+    (``-sign(E_i) * eta`` per addition, clamped to ``+-bias_limit``).
+
+    Members
+    -------
+    start : ``In(1)`` strobe; ``busy`` : ``Out(1)``.
+    e_addr, e_data : read of the layer's error counts (group word; data one cycle later).
+    x_addr, x_data : read of the presynaptic traces (group word; data one cycle later).
+    w_raddr, w_rdata, w_we, w_waddr, w_wdata : the weight banks (raw bank order).
+    b_raddr, b_rdata, b_we, b_waddr, b_wdata : the bias lanes.
+    clamped : ``Out(1)`` -- a clamp happened this cycle.
+    ops : ``Out`` -- additions performed this cycle (for ``update_ops``).
+    """
+
+    def __init__(self, cfg: SpikeGradConfig, layer: int):
+        if not isinstance(cfg, SpikeGradConfig):
+            raise TypeError(f"cfg must be a SpikeGradConfig, got {cfg!r}")
+        if not isinstance(layer, int) or not 0 <= layer < cfg.num_layers:
+            raise ValueError(f"layer must be in [0, {cfg.num_layers - 1}], got {layer!r}")
+        self._cfg, self._layer = cfg, layer
+        P = cfg.lanes
+        self._geo = geo = WeightGeometry(cfg, layer)
+        wb = signed(cfg.weight_bits)
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "e_addr": Out(range(geo.groups)),
+            "e_data": In(data.ArrayLayout(signed(cfg.count_bits), P)),
+            "x_addr": Out(range(geo.col_groups)),
+            "x_data": In(data.ArrayLayout(signed(cfg.trace_bits), P)),
+            "w_raddr": Out(unsigned(geo.addr_bits)),
+            "w_rdata": In(data.ArrayLayout(wb, P)),
+            "w_we": Out(P),
+            "w_waddr": Out(unsigned(geo.addr_bits)),
+            "w_wdata": Out(data.ArrayLayout(wb, P)),
+            "b_raddr": Out(range(geo.groups)),
+            "b_rdata": In(data.ArrayLayout(wb, P)),
+            "b_we": Out(P),
+            "b_waddr": Out(range(geo.groups)),
+            "b_wdata": Out(data.ArrayLayout(wb, P)),
+            "clamped": Out(1),
+            "ops": Out(range(P + 2)),
+        })
+
+    @property
+    def geometry(self):
+        return self._geo
+
+    def elaborate(self, platform):
+        cfg, geo = self._cfg, self._geo
+        P = cfg.lanes
+        lb = log2_exact(P)
+        G, H, N = geo.groups, geo.col_groups, geo.fan_out
+        cb = cfg.count_bits
+        m = Module()
+
+        g = Signal(range(G))
+        q = Signal(lb)
+        h = Signal(range(H))
+        eword = [Signal(signed(cb), name=f"eword{p}") for p in range(P)]
+        emask = Signal(P)
+        mag = Signal(cb)
+        rep = Signal(cb)
+        e_pos = Signal()
+        first = Signal()
+        acc = [Signal(signed(cfg.weight_bits), name=f"acc{p}") for p in range(P)]
+        bacc = Signal(signed(cfg.weight_bits))
+
+        def row(qv):
+            return fit(Cat(qv, g), geo.row_bits)
+
+        def waddr(hv, qv):
+            return Cat(fit(hv, geo.col_bits), row(qv)) if geo.col_bits else row(qv)
+
+        pick_q = Signal(lb)
+        for p in reversed(range(P)):
+            with m.If(emask[p]):
+                if lb:
+                    m.d.comb += pick_q.eq(p)
+
+        m.d.comb += [self.b_raddr.eq(g), self.b_waddr.eq(g)]
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += g.eq(0)
+                    m.next = "E_RD"
+            with m.State("E_RD"):
+                m.d.comb += [self.busy.eq(1), self.e_addr.eq(g)]
+                m.next = "E_LD"
+            with m.State("E_LD"):
+                m.d.comb += self.busy.eq(1)
+                nz = []
+                for p in range(P):
+                    m.d.sync += eword[p].eq(self.e_data[p])
+                    ok = (Cat(Const(p, lb), g) < N) if P > 1 else Const(1)
+                    nz.append((self.e_data[p] != 0) & ok)
+                m.d.sync += emask.eq(Cat(*nz))
+                m.next = "PICK"
+            with m.State("PICK"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(emask == 0):
+                    with m.If(g == G - 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += g.eq(g + 1)
+                        m.next = "E_RD"
+                with m.Else():
+                    e = Array(eword)[pick_q]
+                    m.d.sync += [
+                        q.eq(pick_q), h.eq(0), rep.eq(1), first.eq(1),
+                        e_pos.eq(e > 0), mag.eq(Mux(e > 0, e, -e)),
+                        emask.eq(emask & ~(Const(1, P) << pick_q)),
+                    ]
+                    m.d.comb += [self.w_raddr.eq(waddr(Const(0, 1), pick_q)), self.x_addr.eq(0)]
+                    m.next = "ADD"
+            with m.State("ADD"):
+                m.d.comb += self.busy.eq(1)
+                wl = rotate_to_lanes([self.w_rdata[b] for b in range(P)], q, P)
+                clamps = []
+                res = []
+                for p in range(P):
+                    base = Mux(first, wl[p], acc[p])
+                    s = Mux(e_pos, base - self.x_data[p], base + self.x_data[p])
+                    c, f = _clamp(s, cfg.weight_limit)
+                    r = Signal(signed(cfg.weight_bits), name=f"res{p}")
+                    m.d.comb += r.eq(c)
+                    m.d.sync += acc[p].eq(r)
+                    res.append(r)
+                    clamps.append(f)
+                bbase = Mux(first, Array([self.b_rdata[p] for p in range(P)])[q], bacc)
+                bs = Mux(e_pos, bbase - cfg.eta, bbase + cfg.eta)
+                bc, bf = _clamp(bs, cfg.bias_limit)
+                bres = Signal(signed(cfg.weight_bits))
+                m.d.comb += bres.eq(bc)
+                m.d.sync += [bacc.eq(bres), first.eq(0)]
+                do_bias = cfg.bias and True
+                real = Mux(h == H - 1, geo.fan_in - (H - 1) * P, P)
+                m.d.comb += self.ops.eq(real + ((h == 0) if do_bias else 0))
+                m.d.comb += self.clamped.eq(Cat(*clamps).any() | ((h == 0) & bf if do_bias else 0))
+                last = rep == mag
+                # hold read addresses (traces and row) unless moving on
+                m.d.comb += [self.w_raddr.eq(waddr(h, q)), self.x_addr.eq(h)]
+                with m.If(last):
+                    banks = rotate_to_banks(res, q, P)
+                    m.d.comb += [self.w_we.eq((1 << P) - 1), self.w_waddr.eq(waddr(h, q))]
+                    for b in range(P):
+                        m.d.comb += self.w_wdata[b].eq(banks[b])
+                    if do_bias:
+                        with m.If(h == 0):
+                            m.d.comb += self.b_we.eq(Const(1, P) << q)
+                            for p in range(P):
+                                m.d.comb += self.b_wdata[p].eq(bres)
+                    m.d.sync += [rep.eq(1), first.eq(1)]
+                    with m.If(h == H - 1):
+                        m.next = "PICK"
+                    with m.Else():
+                        m.d.sync += h.eq(h + 1)
+                        m.d.comb += [self.w_raddr.eq(waddr(h + 1, q)), self.x_addr.eq(h + 1)]
+                with m.Else():
+                    m.d.sync += rep.eq(rep + 1)
+        return m
