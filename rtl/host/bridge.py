@@ -1,0 +1,513 @@
+"""HostBridge: the framed UART protocol of ``docs/protocol.md`` in front of a SpikeGradCore.
+
+A request is received completely into a buffer and checked (CRC, command,
+length, every field and every value) before anything is executed, so a
+malformed, truncated or unknown frame gets an error response and changes
+nothing. An idle gap of ``timeout_cycles`` inside a frame drops it (TIMEOUT
+response) and the parser hunts for the next sync byte again.
+
+All codes, field layouts and sizes come from :mod:`spikecore.host.protocol`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.spikegrad.layouts import (COUNTER_BITS, Op, command_layout, counters_layout, flags_layout,
+                                   result_layout, spike_layout, weight_access_layout)
+from spikecore.config import SpikeGradConfig
+from spikecore.host.protocol import (CORE_FLAGS, READ_WEIGHTS_LEN, REG_BYTES, SAMPLE_HEADER, STATUS_LEN,
+                                     SYNC_REQUEST, SYNC_RESPONSE, WRITE_HEADER, Cmd, Kind, Reg, Status,
+                                     WireFormat, identify_payload)
+
+from .crc import CRC16
+from .uart import UARTRx, UARTTx, check_divisor
+
+#: Parser states that wait for bytes of a frame (the timeout runs in them).
+RECEIVE_STATES = ("CMD", "LEN", "PAYLOAD", "RCRC1", "RCRC2")
+HEADER_BYTES = 8   # payload bytes kept in registers for field decoding
+
+
+def core_ports(cfg: SpikeGradConfig) -> dict:
+    """The ports of a SpikeGradCore, from the core's side (what :class:`rtl.host.standin.StandInCore` has)."""
+    return {
+        "cmd": In(stream.Signature(command_layout(cfg))),
+        "spikes": In(stream.Signature(spike_layout(cfg))),
+        "result": Out(stream.Signature(result_layout(cfg))),
+        "weights": In(stream.Signature(weight_access_layout(cfg))),
+        "weights_rdata": Out(stream.Signature(signed(cfg.weight_bits))),
+        "error_shift": In(range(cfg.error_bits - 1), init=cfg.error_shift),
+        "flags": Out(flags_layout()),
+        "clear_flags": In(1),
+        "counters": Out(counters_layout()),
+        "busy": Out(1),
+    }
+
+
+def bridge_signature(cfg: SpikeGradConfig) -> dict:
+    """Core-facing ports of :class:`HostBridge`: the core's ports flipped (``busy`` becomes ``core_busy``)."""
+    return {("core_busy" if name == "busy" else name): member.flip() for name, member in core_ports(cfg).items()}
+
+
+class HostBridge(wiring.Component):
+    """UART framed-protocol bridge to a SpikeGradCore.
+
+    Parameters
+    ----------
+    cfg : the core's configuration.
+    divisor : clock cycles per UART bit.
+    timeout_cycles : idle cycles inside a frame after which it is dropped.
+    max_payload : request buffer in bytes (default :meth:`WireFormat.of`).
+    rx_fifo_depth : bytes buffered between the receiver and the parser.
+
+    Members
+    -------
+    rx : In(1), UART receive line.  tx : Out(1), UART transmit line.
+    cmd, spikes, weights : Out streams to the core; result, weights_rdata : In streams.
+    error_shift : Out, the run-time register.  clear_flags : Out strobe.
+    flags, counters, core_busy : In, from the core.
+    busy : Out(1), executing or answering a frame.  receiving : Out(1), inside a frame.
+    error : Out(1), the last response was an error.
+    """
+
+    def __init__(self, cfg: SpikeGradConfig, *, divisor: int, timeout_cycles: int,
+                 max_payload: int | None = None, rx_fifo_depth: int = 64):
+        if not isinstance(cfg, SpikeGradConfig):
+            raise TypeError(f"cfg must be a SpikeGradConfig, not {cfg!r}")
+        if isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int) or timeout_cycles < 16:
+            raise ValueError(f"timeout_cycles must be an integer >= 16, not {timeout_cycles!r}")
+        self._cfg = cfg
+        self._divisor = divisor
+        self._timeout = timeout_cycles
+        self._fmt = WireFormat.of(cfg, max_payload)
+        self._rx_fifo_depth = rx_fifo_depth
+        check_divisor(divisor)
+        super().__init__({
+            "rx": In(1, init=1), "tx": Out(1, init=1),
+            "busy": Out(1), "receiving": Out(1), "error": Out(1),
+            **bridge_signature(cfg),
+        })
+
+    @property
+    def cfg(self) -> SpikeGradConfig:
+        return self._cfg
+
+    @property
+    def wire_format(self) -> WireFormat:
+        return self._fmt
+
+    @property
+    def divisor(self) -> int:
+        return self._divisor
+
+    @property
+    def timeout_cycles(self) -> int:
+        return self._timeout
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, fmt = self._cfg, self._fmt
+        wb, cb, vb, mp = fmt.weight_bytes, fmt.count_bytes, fmt.value_bytes, fmt.max_payload
+        L, n_in, n_cls = cfg.num_layers, cfg.layer_sizes[0], cfg.num_classes
+
+        m.submodules.uart_rx = urx = UARTRx(self._divisor)
+        m.submodules.uart_tx = utx = UARTTx(self._divisor)
+        m.submodules.rx_fifo = rxf = fifo.SyncFIFOBuffered(width=8, depth=self._rx_fifo_depth)
+        m.submodules.rx_crc = rcrc = CRC16()
+        m.submodules.tx_crc = tcrc = CRC16()
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        # ---------------------------------------------------- receive path
+        rx_framing = Signal()
+        rx_overflow = Signal()
+        m.d.comb += [rxf.w_data.eq(urx.data.payload), rxf.w_en.eq(urx.data.valid), urx.data.ready.eq(1)]
+        with m.If(urx.data.valid & ~rxf.w_rdy | urx.overrun):
+            m.d.sync += rx_overflow.eq(1)
+        with m.If(urx.framing_error):
+            m.d.sync += rx_framing.eq(1)
+
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=mp, init=[])
+        buf_w = buf.write_port()
+        buf_r = buf.read_port(domain="comb")
+        m.submodules.counts = cmem = memory.Memory(shape=signed(8 * cb), depth=n_in, init=[])
+        cnt_w = cmem.write_port()
+        cnt_r = cmem.read_port(domain="comb")
+        idp = identify_payload(cfg, fmt)
+        m.submodules.id_rom = rom = memory.Memory(shape=8, depth=len(idp), init=list(idp))
+        rom_r = rom.read_port(domain="comb")
+
+        cmd_r = Signal(8)
+        len_r = Signal(8)
+        idx = Signal(8)
+        too_long = Signal()
+        hdr = Array(Signal(8, name=f"hdr{k}") for k in range(HEADER_BYTES))
+        timer = Signal(range(self._timeout + 1))
+        byte = rxf.r_data
+        pop = Signal()
+        m.d.comb += [rxf.r_en.eq(pop), rcrc.data.eq(byte), rcrc.en.eq(pop & rxf.r_rdy)]
+
+        # ------------------------------------------------------ fields
+        f_layer, f_kind = hdr[0], hdr[1]
+        f_row, f_start, f_count = Cat(hdr[2], hdr[3]), Cat(hdr[4], hdr[5]), Cat(hdr[6], hdr[7])
+        f_reg, f_regval = hdr[0], Cat(*(hdr[1 + k] for k in range(REG_BYTES)))
+        f_label, f_sstart = hdr[0], Cat(hdr[0], hdr[1])
+        fan_in = Array(Const(cfg.layer_sizes[l], 16) for l in range(L))
+        fan_out = Array(Const(cfg.layer_sizes[l + 1], 16) for l in range(L))
+        layer_ok = f_layer < L
+        kind_w = f_kind == Kind.WEIGHTS
+        kind_ok = kind_w | ((f_kind == Kind.BIAS) & int(cfg.bias))
+        lidx = Mux(layer_ok, f_layer, 0)
+        row_ok = Mux(kind_w, f_row < fan_out[lidx], f_row == 0)
+        w_limit = Mux(kind_w, fan_in[lidx], fan_out[lidx])          # length of the addressed vector
+        target_ok = layer_ok & kind_ok & row_ok
+
+        # ------------------------------------------------------ response state
+        status_r = Signal(8)
+        plen = Signal(8)
+        hidx = Signal(2)
+        pidx = Signal(8)
+        snapshot = Signal(8 * STATUS_LEN)
+        error_shift = Signal.like(self.error_shift)
+        m.d.comb += self.error_shift.eq(error_shift)
+        frames_ok = Signal(COUNTER_BITS)
+        frames_err = Signal(COUNTER_BITS)
+        last_error = Signal()
+        m.d.comb += self.error.eq(last_error)
+
+        tx_byte = Signal(8)
+        tx_send = Signal()      # offer tx_byte this cycle
+        tx_fire = Signal()
+        crc_on = Signal()
+        m.d.comb += [utx.data.payload.eq(tx_byte), utx.data.valid.eq(tx_send),
+                     tx_fire.eq(tx_send & utx.data.ready),
+                     tcrc.data.eq(tx_byte), tcrc.en.eq(tx_fire & crc_on)]
+
+        # ------------------------------------------------------ walk / read / run state
+        commit = Signal()
+        pos = Signal(8)
+        widx = Signal(16)
+        kbyte = Signal(range(8))
+        sh = Signal(8 * max(wb, vb, cb))
+        acc_w = Signal(8 * wb)
+        acc_c = Signal(8 * cb)
+        remaining = Signal(16)
+        is_w = cmd_r == Cmd.WRITE_WEIGHTS
+        acc_w_next = Cat(acc_w[8:], buf_r.data) if wb > 1 else buf_r.data
+        acc_c_next = Cat(acc_c[8:], buf_r.data) if cb > 1 else buf_r.data
+        val_w, val_c = acc_w_next.as_signed(), acc_c_next.as_signed()
+        lim_w = Mux(kind_w, cfg.weight_limit, cfg.bias_limit)
+        bad_value = Mux(is_w, (val_w > lim_w) | (val_w < -lim_w),
+                        (val_c > cfg.input_max) | (val_c < -cfg.input_max))
+        walk_limit = Mux(is_w, w_limit, n_in)
+        walk_base = Mux(is_w, WRITE_HEADER, SAMPLE_HEADER)
+        walk_last_byte = Mux(is_w, kbyte == wb - 1, kbyte == cb - 1)
+        m.d.comb += buf_r.addr.eq(pos)
+
+        rnd = Signal(range(cfg.input_max + 2))
+        j = Signal(range(n_in))
+        any_r = Signal()
+        h_valid, h_idx, h_neg = Signal(), Signal(range(n_in)), Signal()
+        m.d.comb += cnt_r.addr.eq(j)
+        c = cnt_r.data
+        mag = Mux(c < 0, -c, c)
+        cand = mag >= rnd
+        first = Signal()
+        pred = Signal(8)
+        last_beat = Signal()
+        rst_wait = Signal(2)
+
+        def respond(status, length=0):
+            m.d.sync += [status_r.eq(status), plen.eq(length), hidx.eq(0), pidx.eq(0)]
+            m.next = "HDR"
+
+        def send(value):
+            m.d.comb += [tx_byte.eq(value), tx_send.eq(1)]
+
+        def weight_access(write, data=0):
+            p = self.weights.payload
+            m.d.comb += [self.weights.valid.eq(1), p.write.eq(write), p.bias.eq(~kind_w), p.layer.eq(lidx),
+                         p.row.eq(Mux(kind_w, f_row, widx)), p.col.eq(Mux(kind_w, widx, 0)), p.data.eq(data)]
+
+        with m.FSM() as fsm:
+            # ============================================== receive
+            with m.State("HUNT"):
+                m.d.comb += pop.eq(1)
+                m.d.sync += timer.eq(0)
+                with m.If(rxf.r_rdy & (byte == SYNC_REQUEST)):
+                    m.d.comb += rcrc.clear.eq(1)
+                    m.d.sync += [cmd_r.eq(0), too_long.eq(0)]
+                    m.next = "CMD"
+            for name in RECEIVE_STATES:
+                with m.State(name):
+                    m.d.comb += pop.eq(1)
+                    with m.If(rxf.r_rdy):
+                        m.d.sync += timer.eq(0)
+                    with m.Elif(timer == self._timeout - 1):
+                        respond(Status.TIMEOUT)
+                    with m.Else():
+                        m.d.sync += timer.eq(timer + 1)
+                    with m.If(rxf.r_rdy):
+                        if name == "CMD":
+                            m.d.sync += cmd_r.eq(byte)
+                            m.next = "LEN"
+                        elif name == "LEN":
+                            m.d.sync += [len_r.eq(byte), idx.eq(0), too_long.eq(byte > mp)]
+                            m.next = "PAYLOAD"
+                            with m.If(byte == 0):
+                                m.next = "RCRC1"
+                        elif name == "PAYLOAD":
+                            m.d.comb += [buf_w.addr.eq(idx), buf_w.data.eq(byte), buf_w.en.eq(idx < mp)]
+                            with m.If(idx < HEADER_BYTES):
+                                m.d.sync += hdr[idx].eq(byte)
+                            m.d.sync += idx.eq(idx + 1)
+                            with m.If(idx == len_r - 1):
+                                m.next = "RCRC1"
+                        elif name == "RCRC1":
+                            m.next = "RCRC2"
+                        else:
+                            m.next = "CHECK"
+
+            # ============================================== check the whole frame
+            exact = {Cmd.IDENTIFY: 0, Cmd.READ_WEIGHTS: READ_WEIGHTS_LEN, Cmd.WRITE_REG: 1 + REG_BYTES,
+                     Cmd.READ_REG: 1, Cmd.INFER: 0, Cmd.TRAIN: 1, Cmd.READ_STATUS: 0, Cmd.CLEAR_FLAGS: 0,
+                     Cmd.RESET: 0}
+            with m.State("CHECK"):
+                with m.If(rcrc.crc != 0):
+                    respond(Status.BAD_CRC)
+                with m.Elif(too_long):
+                    respond(Status.BAD_LENGTH)
+                with m.Else():
+                    with m.Switch(cmd_r):
+                        for cmd, n in exact.items():
+                            with m.Case(cmd):
+                                with m.If(len_r != n):
+                                    respond(Status.BAD_LENGTH)
+                                with m.Else():
+                                    m.next = "FIELDS"
+                        for cmd, base, eb in ((Cmd.WRITE_WEIGHTS, WRITE_HEADER, wb),
+                                              (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb)):
+                            with m.Case(cmd):
+                                with m.If((len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool()):
+                                    respond(Status.BAD_LENGTH)
+                                with m.Else():
+                                    m.next = "FIELDS"
+                        with m.Default():
+                            respond(Status.UNKNOWN_COMMAND)
+
+            with m.State("FIELDS"):
+                m.d.sync += [commit.eq(0), kbyte.eq(0)]
+                with m.Switch(cmd_r):
+                    with m.Case(Cmd.IDENTIFY):
+                        respond(Status.OK, len(idp))
+                    with m.Case(Cmd.WRITE_WEIGHTS):
+                        with m.If(~target_ok | (f_start >= w_limit)):
+                            respond(Status.OUT_OF_RANGE)
+                        with m.Else():
+                            m.d.sync += [pos.eq(WRITE_HEADER), widx.eq(f_start)]
+                            m.next = "WALK"
+                    with m.Case(Cmd.LOAD_SAMPLE):
+                        with m.If(f_sstart >= n_in):
+                            respond(Status.OUT_OF_RANGE)
+                        with m.Else():
+                            m.d.sync += [pos.eq(SAMPLE_HEADER), widx.eq(f_sstart)]
+                            m.next = "WALK"
+                    with m.Case(Cmd.READ_WEIGHTS):
+                        with m.If(~target_ok | (f_count == 0) | (f_count > fmt.max_read) |
+                                  (f_start + f_count > w_limit)):
+                            respond(Status.OUT_OF_RANGE)
+                        with m.Else():
+                            m.d.sync += [widx.eq(f_start), remaining.eq(f_count)]
+                            respond(Status.OK, (f_count * wb)[:8])
+                    with m.Case(Cmd.WRITE_REG):
+                        with m.If((f_reg != Reg.ERROR_SHIFT) | (f_regval > cfg.error_bits - 2)):
+                            respond(Status.OUT_OF_RANGE)
+                        with m.Else():
+                            m.d.sync += error_shift.eq(f_regval)
+                            respond(Status.OK)
+                    with m.Case(Cmd.READ_REG):
+                        with m.If(f_reg != Reg.ERROR_SHIFT):
+                            respond(Status.OUT_OF_RANGE)
+                        with m.Else():
+                            m.d.sync += snapshot.eq(error_shift)
+                            respond(Status.OK, REG_BYTES)
+                    with m.Case(Cmd.INFER):
+                        m.next = "RUN_CMD"
+                    with m.Case(Cmd.TRAIN):
+                        with m.If(f_label >= n_cls):
+                            respond(Status.OUT_OF_RANGE)
+                        with m.Else():
+                            m.next = "RUN_CMD"
+                    with m.Case(Cmd.READ_STATUS):
+                        flags = Cat(*(getattr(self.flags, k) for k in CORE_FLAGS))
+                        m.d.sync += snapshot.eq(Cat(flags, Const(0, 8 - len(CORE_FLAGS)), rx_framing,
+                                                    rx_overflow, Const(0, 6), self.counters.as_value(),
+                                                    frames_ok, frames_err))
+                        respond(Status.OK, STATUS_LEN)
+                    with m.Case(Cmd.CLEAR_FLAGS):
+                        m.d.comb += self.clear_flags.eq(1)
+                        m.d.sync += [rx_framing.eq(0), rx_overflow.eq(0)]
+                        respond(Status.OK)
+                    with m.Case(Cmd.RESET):
+                        m.d.sync += rst_wait.eq(3)
+                        m.next = "RST_CMD"
+
+            # ============================================== validate, then commit, a value list
+            with m.State("WALK"):
+                with m.If(pos == len_r):
+                    with m.If(commit):
+                        respond(Status.OK)
+                    with m.Else():
+                        m.d.sync += [commit.eq(1), pos.eq(walk_base), kbyte.eq(0),
+                                     widx.eq(Mux(is_w, f_start, f_sstart))]
+                with m.Else():
+                    m.d.sync += [pos.eq(pos + 1), acc_w.eq(acc_w_next), acc_c.eq(acc_c_next),
+                                 kbyte.eq(Mux(walk_last_byte, 0, kbyte + 1))]
+                    with m.If(walk_last_byte):
+                        with m.If(~commit):
+                            with m.If((widx >= walk_limit) | bad_value):
+                                respond(Status.OUT_OF_RANGE)
+                            with m.Else():
+                                m.d.sync += widx.eq(widx + 1)
+                        with m.Elif(is_w):
+                            m.d.sync += sh.eq(val_w)
+                            m.next = "PUSH"
+                        with m.Else():
+                            m.d.comb += [cnt_w.addr.eq(widx), cnt_w.data.eq(val_c), cnt_w.en.eq(1)]
+                            m.d.sync += widx.eq(widx + 1)
+            with m.State("PUSH"):
+                weight_access(1, sh)
+                with m.If(self.weights.ready):
+                    m.d.sync += widx.eq(widx + 1)
+                    m.next = "WALK"
+
+            # ============================================== run a sample
+            with m.State("RUN_CMD"):
+                m.d.comb += [self.cmd.valid.eq(1),
+                             self.cmd.payload.op.eq(Mux(cmd_r == Cmd.TRAIN, Op.TRAIN, Op.INFER)),
+                             self.cmd.payload.label.eq(Mux(cmd_r == Cmd.TRAIN, f_label, 0))]
+                with m.If(self.cmd.ready):
+                    m.d.sync += [rnd.eq(1), j.eq(0), any_r.eq(0), h_valid.eq(0)]
+                    m.next = "EXPAND"
+            with m.State("EXPAND"):
+                advance = Signal()
+                with m.If(cand & h_valid):
+                    sp = self.spikes.payload
+                    m.d.comb += [self.spikes.valid.eq(1), sp.index.eq(h_idx), sp.negative.eq(h_neg)]
+                    with m.If(self.spikes.ready):
+                        m.d.sync += [h_idx.eq(j), h_neg.eq(c < 0)]
+                        m.d.comb += advance.eq(1)
+                with m.Else():
+                    with m.If(cand):
+                        m.d.sync += [h_idx.eq(j), h_neg.eq(c < 0), h_valid.eq(1)]
+                    m.d.comb += advance.eq(1)
+                with m.If(advance):
+                    with m.If(j == n_in - 1):
+                        m.d.sync += [j.eq(0), rnd.eq(rnd + 1), any_r.eq(0)]
+                        with m.If(~(any_r | cand)):
+                            m.next = "EXPAND_LAST"
+                    with m.Else():
+                        m.d.sync += [j.eq(j + 1), any_r.eq(any_r | cand)]
+            with m.State("EXPAND_LAST"):
+                sp = self.spikes.payload
+                m.d.comb += [self.spikes.valid.eq(1), sp.index.eq(Mux(h_valid, h_idx, 0)),
+                             sp.negative.eq(h_neg & h_valid), sp.last.eq(1), sp.nop.eq(~h_valid)]
+                with m.If(self.spikes.ready):
+                    m.d.sync += first.eq(1)
+                    respond(Status.OK, fmt.result_len(cfg))
+            with m.State("RES_WAIT"):
+                m.d.comb += [self.result.ready.eq(1)]
+                with m.If(self.result.valid):
+                    r = self.result.payload
+                    m.d.sync += [sh.eq(r.value), pred.eq(r.prediction), last_beat.eq(r.last), kbyte.eq(0)]
+                    m.next = "RES_SEND"
+                    with m.If(first):
+                        m.next = "RES_PRED"
+            with m.State("RES_PRED"):
+                m.d.comb += crc_on.eq(1)
+                send(pred)
+                with m.If(tx_fire):
+                    m.d.sync += first.eq(0)
+                    m.next = "RES_SEND"
+            with m.State("RES_SEND"):
+                m.d.comb += crc_on.eq(1)
+                send(sh[:8])
+                with m.If(tx_fire):
+                    m.d.sync += [sh.eq(sh >> 8), kbyte.eq(kbyte + 1)]
+                    with m.If(kbyte == vb - 1):
+                        m.next = "RES_WAIT"
+                        with m.If(last_beat):
+                            m.next = "TCRC1"
+
+            # ============================================== reset the core
+            with m.State("RST_CMD"):
+                m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.op.eq(Op.RESET)]
+                with m.If(self.cmd.ready):
+                    m.next = "RST_WAIT"
+            with m.State("RST_WAIT"):
+                with m.If(rst_wait != 0):
+                    m.d.sync += rst_wait.eq(rst_wait - 1)
+                with m.Elif(~self.core_busy):
+                    respond(Status.OK)
+
+            # ============================================== respond
+            with m.State("HDR"):
+                m.d.comb += [crc_on.eq(hidx != 0)]
+                send(Array([Const(SYNC_RESPONSE, 8), status_r, cmd_r, plen])[hidx])
+                with m.If(tx_fire):
+                    m.d.sync += hidx.eq(hidx + 1)
+                    with m.If(hidx == 0):
+                        m.d.comb += tcrc.clear.eq(1)
+                        m.d.sync += last_error.eq(status_r != Status.OK)
+                        with m.If(status_r == Status.OK):
+                            m.d.sync += frames_ok.eq(frames_ok + 1)
+                        with m.Else():
+                            m.d.sync += frames_err.eq(frames_err + 1)
+                    with m.If(hidx == 3):
+                        with m.If((status_r != Status.OK) | (plen == 0)):
+                            m.next = "TCRC1"
+                        with m.Elif(cmd_r == Cmd.READ_WEIGHTS):
+                            m.next = "RD_REQ"
+                        with m.Elif((cmd_r == Cmd.INFER) | (cmd_r == Cmd.TRAIN)):
+                            m.next = "RES_WAIT"
+                        with m.Else():
+                            m.next = "STATIC"
+            with m.State("STATIC"):
+                m.d.comb += [crc_on.eq(1), rom_r.addr.eq(pidx)]
+                send(Mux(cmd_r == Cmd.IDENTIFY, rom_r.data, snapshot.word_select(pidx, 8)))
+                with m.If(tx_fire):
+                    m.d.sync += pidx.eq(pidx + 1)
+                    with m.If(pidx == plen - 1):
+                        m.next = "TCRC1"
+            with m.State("RD_REQ"):
+                weight_access(0)
+                with m.If(self.weights.ready):
+                    m.next = "RD_WAIT"
+            with m.State("RD_WAIT"):
+                m.d.comb += [self.weights_rdata.ready.eq(1)]
+                with m.If(self.weights_rdata.valid):
+                    m.d.sync += [sh.eq(self.weights_rdata.payload), kbyte.eq(0)]
+                    m.next = "RD_SEND"
+            with m.State("RD_SEND"):
+                m.d.comb += crc_on.eq(1)
+                send(sh[:8])
+                with m.If(tx_fire):
+                    m.d.sync += [sh.eq(sh >> 8), kbyte.eq(kbyte + 1)]
+                    with m.If(kbyte == wb - 1):
+                        m.d.sync += [widx.eq(widx + 1), remaining.eq(remaining - 1)]
+                        m.next = "RD_REQ"
+                        with m.If(remaining == 1):
+                            m.next = "TCRC1"
+            with m.State("TCRC1"):
+                send(tcrc.crc[8:])
+                with m.If(tx_fire):
+                    m.next = "TCRC2"
+            with m.State("TCRC2"):
+                send(tcrc.crc[:8])
+                with m.If(tx_fire):
+                    m.next = "HUNT"
+        receiving = Cat(*(fsm.ongoing(s) for s in RECEIVE_STATES)).any()
+        m.d.comb += [self.receiving.eq(receiving),
+                     self.busy.eq(~(fsm.ongoing("HUNT") | receiving) | utx.busy)]
+        return m

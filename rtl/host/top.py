@@ -1,0 +1,82 @@
+"""SpikeGradSystem: HostBridge + SpikeGradCore behind two UART pins (what an FPGA top instantiates)."""
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from spikecore.config import SpikeGradConfig
+
+from .bridge import HostBridge
+
+__all__ = ["SpikeGradSystem", "DEFAULT_TIMEOUT_MS"]
+
+DEFAULT_TIMEOUT_MS = 50   # idle gap inside a frame that drops it (USB-serial adapters pause ~1 ms)
+
+
+class SpikeGradSystem(wiring.Component):
+    """The SpikeGrad core with its UART host interface.
+
+    Parameters
+    ----------
+    cfg : SpikeGradConfig.
+    clk_freq : clock frequency in Hz.  baud : UART bit rate (``clk_freq / baud`` >= 4 clocks per bit).
+    timeout_ms : idle gap inside a frame that drops it; ``timeout_cycles`` overrides it.
+    max_payload : the bridge's request buffer (default from the wire format).
+    core : factory ``cfg -> component`` with the SpikeGradCore ports (default :class:`SpikeGradCore`).
+
+    Members
+    -------
+    uart_rx : In(1).  uart_tx : Out(1).
+    leds : Out(4) -- 0: busy (executing or answering), 1: receiving a frame,
+        2: the last response was an error, 3: the core is busy.
+    """
+
+    uart_rx: In(1, init=1)
+    uart_tx: Out(1, init=1)
+    leds: Out(4)
+
+    def __init__(self, cfg: SpikeGradConfig, *, clk_freq: float, baud: int, timeout_ms: float = DEFAULT_TIMEOUT_MS,
+                 timeout_cycles: int | None = None, max_payload: int | None = None, core=None):
+        if not isinstance(cfg, SpikeGradConfig):
+            raise TypeError(f"cfg must be a SpikeGradConfig, not {cfg!r}")
+        if not clk_freq > 0 or not baud > 0:
+            raise ValueError(f"clk_freq and baud must be positive, got {clk_freq!r}, {baud!r}")
+        divisor = round(clk_freq / baud)
+        if abs(clk_freq / divisor - baud) > 0.02 * baud:
+            raise ValueError(f"baud {baud} is more than 2 % off with a {clk_freq} Hz clock (divisor {divisor})")
+        if timeout_cycles is None:
+            timeout_cycles = max(16, round(clk_freq * timeout_ms / 1000))
+        if core is None:
+            from rtl.spikegrad import SpikeGradCore as core
+        self._cfg = cfg
+        self._bridge = HostBridge(cfg, divisor=divisor, timeout_cycles=timeout_cycles, max_payload=max_payload)
+        self._core = core(cfg)
+        super().__init__()
+
+    @property
+    def cfg(self) -> SpikeGradConfig:
+        return self._cfg
+
+    @property
+    def bridge(self) -> HostBridge:
+        return self._bridge
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bridge = br = self._bridge
+        m.submodules.core = core = self._core
+        for name in ("cmd", "spikes", "weights"):
+            wiring.connect(m, getattr(br, name), getattr(core, name))
+        for name in ("result", "weights_rdata"):
+            wiring.connect(m, getattr(core, name), getattr(br, name))
+        m.d.comb += [
+            core.error_shift.eq(br.error_shift),
+            core.clear_flags.eq(br.clear_flags),
+            br.flags.eq(core.flags),
+            br.counters.eq(core.counters),
+            br.core_busy.eq(core.busy),
+            br.rx.eq(self.uart_rx),
+            self.uart_tx.eq(br.tx),
+            self.leds.eq(br.busy | (br.receiving << 1) | (br.error << 2) | (core.busy << 3)),
+        ]
+        return m

@@ -1,0 +1,208 @@
+"""Reference model of the device side of the protocol (what ``rtl.host.HostBridge`` does).
+
+Feed it the bytes sent to the device; it answers with the responses the
+device must send, byte for byte, and keeps the device's weights, input-count
+buffer and registers. ``gap()`` is an idle gap longer than the timeout.
+A response's payload is ``None`` where the model cannot predict it (the
+cycle counters of READ_STATUS, the result of a sample when no core model is
+given).
+
+The checks run in this order, and the first failing one is the answer:
+timeout, CRC, payload larger than the buffer, unknown command, length,
+header fields, then each value in order (address, then range).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable
+
+from golden.data import encode_counts
+from spikecore.config import SpikeGradConfig
+
+from .protocol import (CORE_FLAGS, READ_WEIGHTS_LEN, REG_BYTES, SAMPLE_HEADER, SYNC_REQUEST,
+                       WRITE_HEADER, Cmd, Kind, Reg, Response, Status, WireFormat, crc16, identify_payload,
+                       pack_int, pack_values, unpack_int, unpack_values)
+
+EXACT_LEN = {Cmd.IDENTIFY: 0, Cmd.READ_WEIGHTS: READ_WEIGHTS_LEN, Cmd.WRITE_REG: 1 + REG_BYTES, Cmd.READ_REG: 1,
+             Cmd.INFER: 0, Cmd.TRAIN: 1, Cmd.READ_STATUS: 0, Cmd.CLEAR_FLAGS: 0, Cmd.RESET: 0}
+
+#: ``core(model, events, label) -> (prediction, v_top)``; may change ``model.weights`` / ``model.bias``.
+CoreModel = Callable[["BridgeModel", list, "int | None"], "tuple[int, list[int]]"]
+
+
+def golden_core(model: "BridgeModel", events, label):
+    """The golden event-driven simulator as the core behind the model."""
+    import torch
+
+    from golden.spikegrad.event_sim import EventDrivenSimulator
+    from golden.spikegrad.params import SpikeGradParams
+
+    cfg = model.cfg.replace(error_shift=model.error_shift)
+    params = SpikeGradParams(cfg, [torch.tensor(w, dtype=torch.int64) for w in model.weights],
+                             [torch.tensor(b, dtype=torch.int64) for b in model.bias])
+    sim = EventDrivenSimulator(params)
+    res = sim.train_step(events, label) if label is not None else sim.forward(events)
+    if label is not None:
+        model.weights = [w.tolist() for w in sim.params.weights]
+        model.bias = [b.tolist() for b in sim.params.biases]
+    for k, v in res.flags.items():
+        model.flags[k] = model.flags[k] | int(v)
+    return res.prediction, list(res.v_top)
+
+
+class BridgeModel:
+    """Device-side protocol model.
+
+    Members
+    -------
+    cfg, fmt : configuration and wire format.
+    weights, bias : the device's parameters, lists of lists of ints.
+    counts : the input-count buffer.  error_shift : the register.
+    frames_ok, frames_error : frame counters.  flags : sticky flags (as far as modelled).
+    """
+
+    def __init__(self, cfg: SpikeGradConfig, max_payload: int | None = None, *, core: CoreModel | None = None):
+        self.cfg = cfg
+        self.fmt = WireFormat.of(cfg, max_payload)
+        self.core = core
+        self.weights = [[[0] * cfg.layer_sizes[l] for _ in range(cfg.layer_sizes[l + 1])]
+                        for l in range(cfg.num_layers)]
+        self.bias = [[0] * cfg.layer_sizes[l + 1] for l in range(cfg.num_layers)]
+        self.counts = [0] * cfg.layer_sizes[0]
+        self.error_shift = cfg.error_shift
+        self.frames_ok = self.frames_error = 0
+        self.flags = {k: 0 for k in CORE_FLAGS}
+        self.bridge_flags = 0
+        self._state = "HUNT"
+
+    # --------------------------------------------------------------- parser
+    def feed(self, data: bytes) -> list[Response]:
+        out = []
+        for b in data:
+            st = self._state
+            if st == "HUNT":
+                if b == SYNC_REQUEST:
+                    self._cmd, self._body, self._state = 0, bytearray(), "CMD"
+                continue
+            self._body.append(b)
+            if st == "CMD":
+                self._cmd, self._state = b, "LEN"
+            elif st == "LEN":
+                self._len = b
+                self._state = "PAYLOAD" if b else "CRC1"
+            elif st == "PAYLOAD":
+                if len(self._body) == 2 + self._len:
+                    self._state = "CRC1"
+            elif st == "CRC1":
+                self._state = "CRC2"
+            else:
+                self._state = "HUNT"
+                out.append(self._frame(bytes(self._body)))
+        return out
+
+    def gap(self) -> list[Response]:
+        if self._state == "HUNT":
+            return []
+        self._state = "HUNT"
+        return [self._respond(Status.TIMEOUT)]
+
+    def _respond(self, status, payload=b"") -> Response:
+        if status == Status.OK:
+            self.frames_ok += 1
+        else:
+            self.frames_error += 1
+        return Response(int(status), self._cmd, payload)
+
+    # ----------------------------------------------------------- semantics
+    def _target(self, layer, kind, row):
+        """Length of the addressed vector, or None when layer/kind/row is out of range."""
+        cfg = self.cfg
+        if layer >= cfg.num_layers or kind > 1 or (kind == Kind.BIAS and not cfg.bias):
+            return None
+        fan_out, fan_in = cfg.weight_shape(layer)
+        if kind == Kind.WEIGHTS:
+            return fan_in if row < fan_out else None
+        return fan_out if row == 0 else None
+
+    def _frame(self, body: bytes) -> Response:
+        cfg, fmt = self.cfg, self.fmt
+        if crc16(body) != 0:
+            return self._respond(Status.BAD_CRC)
+        if self._len > fmt.max_payload:
+            return self._respond(Status.BAD_LENGTH)
+        p = body[2:-2]
+        try:
+            cmd = Cmd(self._cmd)
+        except ValueError:
+            return self._respond(Status.UNKNOWN_COMMAND)
+        if cmd in EXACT_LEN:
+            if len(p) != EXACT_LEN[cmd]:
+                return self._respond(Status.BAD_LENGTH)
+        else:
+            base, eb = (WRITE_HEADER, fmt.weight_bytes) if cmd == Cmd.WRITE_WEIGHTS else (SAMPLE_HEADER, fmt.count_bytes)
+            if len(p) < base + eb or (len(p) - base) % eb:
+                return self._respond(Status.BAD_LENGTH)
+        bad = lambda: self._respond(Status.OUT_OF_RANGE)
+
+        if cmd == Cmd.IDENTIFY:
+            return self._respond(Status.OK, identify_payload(cfg, fmt))
+        if cmd == Cmd.WRITE_WEIGHTS:
+            layer, kind, row, start = struct.unpack_from("<BBHH", p)
+            n = self._target(layer, kind, row)
+            if n is None or start >= n:
+                return bad()
+            values = unpack_values(p[WRITE_HEADER:], fmt.weight_bytes)
+            lim = cfg.weight_limit if kind == Kind.WEIGHTS else cfg.bias_limit
+            for k, v in enumerate(values):
+                if start + k >= n or not -lim <= v <= lim:
+                    return bad()
+            vec = self.weights[layer][row] if kind == Kind.WEIGHTS else self.bias[layer]
+            vec[start:start + len(values)] = values
+            return self._respond(Status.OK)
+        if cmd == Cmd.READ_WEIGHTS:
+            layer, kind, row, start, count = struct.unpack_from("<BBHHH", p)
+            n = self._target(layer, kind, row)
+            if n is None or count == 0 or count > fmt.max_read or start + count > n:
+                return bad()
+            vec = self.weights[layer][row] if kind == Kind.WEIGHTS else self.bias[layer]
+            return self._respond(Status.OK, pack_values(vec[start:start + count], fmt.weight_bytes))
+        if cmd == Cmd.WRITE_REG:
+            value = unpack_int(p[1:], signed=False)
+            if p[0] != Reg.ERROR_SHIFT or value > cfg.error_bits - 2:
+                return bad()
+            self.error_shift = value
+            return self._respond(Status.OK)
+        if cmd == Cmd.READ_REG:
+            if p[0] != Reg.ERROR_SHIFT:
+                return bad()
+            return self._respond(Status.OK, pack_int(self.error_shift, REG_BYTES))
+        if cmd == Cmd.LOAD_SAMPLE:
+            start = struct.unpack_from("<H", p)[0]
+            values = unpack_values(p[SAMPLE_HEADER:], fmt.count_bytes)
+            if start >= len(self.counts):
+                return bad()
+            for k, v in enumerate(values):
+                if start + k >= len(self.counts) or abs(v) > cfg.input_max:
+                    return bad()
+            self.counts[start:start + len(values)] = values
+            return self._respond(Status.OK)
+        if cmd in (Cmd.INFER, Cmd.TRAIN):
+            label = p[0] if cmd == Cmd.TRAIN else None
+            if label is not None and label >= cfg.num_classes:
+                return bad()
+            if self.core is None:
+                return self._respond(Status.OK, None)
+            pred, v_top = self.core(self, encode_counts(self.counts), label)
+            return self._respond(Status.OK, bytes([pred]) + pack_values(v_top, fmt.value_bytes))
+        if cmd == Cmd.READ_STATUS:
+            r = self._respond(Status.OK, None)
+            self.status_snapshot = (self.frames_ok - 1, self.frames_error)
+            return r
+        if cmd == Cmd.CLEAR_FLAGS:
+            self.flags = {k: 0 for k in CORE_FLAGS}
+            self.bridge_flags = 0
+            return self._respond(Status.OK)
+        assert cmd == Cmd.RESET
+        self.flags = {k: 0 for k in CORE_FLAGS}
+        return self._respond(Status.OK)

@@ -1,0 +1,320 @@
+"""The framed host protocol of the SpikeGrad core: codes, frame codec, field packing.
+
+This module is the single definition of every constant the RTL bridge
+(``rtl.host.bridge``) and the host library share: the RTL imports the enums,
+the sync bytes, the CRC parameters and the field layouts from here.
+
+Request (host -> device)::
+
+    0xA5 | cmd | len | payload[len] | crc_hi | crc_lo
+
+Response (device -> host)::
+
+    0x5A | status | cmd | len | payload[len] | crc_hi | crc_lo
+
+``crc`` is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no
+reflection, no final XOR) over every byte after the sync byte and before the
+CRC, sent most significant byte first (so the CRC run over the whole frame
+after the sync byte, CRC included, is zero). Multi-byte fields are
+little-endian two's complement. See ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from spikecore.config import SpikeGradConfig
+
+PROTOCOL_VERSION = 1
+SYNC_REQUEST = 0xA5
+SYNC_RESPONSE = 0x5A
+CRC_POLY = 0x1021
+CRC_INIT = 0xFFFF
+MAX_LEN = 255                 # ``len`` is one byte
+WEIGHTS_PER_FRAME = 64        # default chunk of a weight write
+REG_BYTES = 4                 # register values on the wire
+
+WRITE_HEADER = 6              # WRITE_WEIGHTS: layer, kind, row(2), start(2), then values
+READ_WEIGHTS_LEN = 8          # READ_WEIGHTS: layer, kind, row(2), start(2), count(2)
+SAMPLE_HEADER = 2             # LOAD_SAMPLE: start(2), then counts
+
+
+class Cmd(enum.IntEnum):
+    """Request command codes."""
+    IDENTIFY = 0x01       # -> version, max_payload, binary configuration
+    WRITE_WEIGHTS = 0x02  # layer, kind, row, start, values...
+    READ_WEIGHTS = 0x03   # layer, kind, row, start, count -> values
+    WRITE_REG = 0x04      # reg, value(4)
+    READ_REG = 0x05       # reg -> value(4)
+    LOAD_SAMPLE = 0x06    # start, counts... (into the bridge's input-count buffer)
+    INFER = 0x07          # run the buffered sample -> prediction, V^L
+    TRAIN = 0x08          # label; run one training step -> prediction, V^L
+    READ_STATUS = 0x09    # -> flags, bridge flags, counters, frame counters
+    CLEAR_FLAGS = 0x0A    # clear the sticky core and bridge flags
+    RESET = 0x0B          # reset the core's state (neurons, counters, flags); weights kept
+
+
+class Status(enum.IntEnum):
+    """Response status codes (0 = OK; every other value is an error, and the frame was not executed)."""
+    OK = 0x00
+    BAD_CRC = 0x01          # the CRC does not match
+    TIMEOUT = 0x02          # the frame was truncated: an idle gap before its last byte
+    UNKNOWN_COMMAND = 0x03  # cmd is not a Cmd
+    BAD_LENGTH = 0x04       # len is wrong for cmd, or larger than the device's buffer
+    OUT_OF_RANGE = 0x05     # a field (layer, row, index, count, value, register, label) is out of range
+
+
+class Reg(enum.IntEnum):
+    """Run-time registers (WRITE_REG / READ_REG)."""
+    ERROR_SHIFT = 0x00
+
+
+class Kind(enum.IntEnum):
+    """What a weight access addresses."""
+    WEIGHTS = 0   # row ``row`` of W^layer (length fan_in)
+    BIAS = 1      # b^layer (length fan_out); ``row`` must be 0
+
+
+CORE_FLAGS = ("membrane_saturated", "error_saturated", "trace_saturated", "count_saturated",
+              "weight_clamped", "queue_overflow", "protocol_error")
+BRIDGE_FLAGS = ("rx_framing_error", "rx_overflow")
+COUNTERS = ("cycles", "forward_ops", "backward_ops", "update_ops",
+            "forward_cycles", "backward_cycles", "update_cycles")
+FRAME_COUNTERS = ("frames_ok", "frames_error")
+STATUS_LEN = 2 + 4 * (len(COUNTERS) + len(FRAME_COUNTERS))
+
+
+class ProtocolError(Exception):
+    """A response could not be decoded, or the device answered with an error status."""
+
+    def __init__(self, message, status: Status | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+# ------------------------------------------------------------------ CRC
+def crc16_update(crc: int, byte: int) -> int:
+    """One byte of CRC-16/CCITT-FALSE, bit by bit (what the RTL unrolls)."""
+    crc ^= byte << 8
+    for _ in range(8):
+        crc = ((crc << 1) ^ CRC_POLY) if crc & 0x8000 else (crc << 1)
+        crc &= 0xFFFF
+    return crc
+
+
+def crc16(data: bytes, crc: int = CRC_INIT) -> int:
+    for b in data:
+        crc = crc16_update(crc, b)
+    return crc
+
+
+# --------------------------------------------------------- value packing
+def value_bytes(bits: int) -> int:
+    """Bytes on the wire for a ``bits``-wide value: the next power of two of ``ceil(bits/8)``."""
+    n = 1
+    while 8 * n < bits:
+        n *= 2
+    return n
+
+
+def pack_int(value: int, nbytes: int) -> bytes:
+    lo, hi = -(1 << (8 * nbytes - 1)), (1 << (8 * nbytes)) - 1
+    if not lo <= value <= hi:
+        raise ValueError(f"{value} does not fit in {nbytes} bytes")
+    return (value & ((1 << (8 * nbytes)) - 1)).to_bytes(nbytes, "little")
+
+
+def unpack_int(data: bytes, *, signed: bool = True) -> int:
+    return int.from_bytes(data, "little", signed=signed)
+
+
+def pack_values(values, nbytes: int) -> bytes:
+    return b"".join(pack_int(int(v), nbytes) for v in values)
+
+
+def unpack_values(data: bytes, nbytes: int) -> list[int]:
+    return [unpack_int(data[k:k + nbytes]) for k in range(0, len(data), nbytes)]
+
+
+@dataclass(frozen=True)
+class WireFormat:
+    """Sizes of the protocol's fields for one configuration (shared by the RTL and the host)."""
+    weight_bytes: int     # one weight or bias
+    count_bytes: int      # one signed input count
+    value_bytes: int      # one V^L value in a result
+    max_payload: int      # the device's request buffer
+
+    @classmethod
+    def of(cls, cfg: SpikeGradConfig, max_payload: int | None = None) -> "WireFormat":
+        wb = value_bytes(cfg.weight_bits)
+        cb = value_bytes(cfg.input_bits + 1)
+        vb = value_bytes(cfg.membrane_bits)
+        if max_payload is None:
+            max_payload = min(MAX_LEN, max(WRITE_HEADER + WEIGHTS_PER_FRAME * wb, SAMPLE_HEADER + cb,
+                                           READ_WEIGHTS_LEN))
+        if not WRITE_HEADER + wb <= max_payload <= MAX_LEN or max_payload < READ_WEIGHTS_LEN:
+            raise ValueError(f"max_payload {max_payload} must be in [{max(WRITE_HEADER + wb, READ_WEIGHTS_LEN)}, "
+                             f"{MAX_LEN}]")
+        if 1 + cfg.num_classes * vb > MAX_LEN:
+            raise ValueError(f"a result of {cfg.num_classes} classes x {vb} bytes does not fit in one frame")
+        return cls(wb, cb, vb, max_payload)
+
+    @property
+    def max_read(self) -> int:
+        """Most weights one READ_WEIGHTS may ask for."""
+        return self.max_payload // self.weight_bytes
+
+    @property
+    def max_write(self) -> int:
+        """Most weights one WRITE_WEIGHTS may carry."""
+        return (self.max_payload - WRITE_HEADER) // self.weight_bytes
+
+    @property
+    def max_counts(self) -> int:
+        """Most input counts one LOAD_SAMPLE may carry."""
+        return (self.max_payload - SAMPLE_HEADER) // self.count_bytes
+
+    def result_len(self, cfg: SpikeGradConfig) -> int:
+        return 1 + cfg.num_classes * self.value_bytes
+
+
+# -------------------------------------------------- identify: the configuration
+_CFG_TAIL = struct.Struct("<5B3IBBHBBBBIB")
+_CFG_TAIL_FIELDS = ("weight_bits", "membrane_bits", "error_bits", "trace_bits", "count_bits",
+                    "theta_ff", "theta_bp", "eta", "error_shift", "softmax_shift", "exp_lut_size",
+                    "exp_bits", "prob_bits", "bias", "lanes", "queue_depth", "input_bits")
+
+
+def encode_config(cfg: SpikeGradConfig) -> bytes:
+    """Compact binary configuration: ``n``, ``n`` sizes (u16), ``n-1`` activations (0 relu, 1 linear),
+    then the fixed fields of ``_CFG_TAIL_FIELDS`` (little-endian)."""
+    n = len(cfg.layer_sizes)
+    head = bytes([n]) + b"".join(struct.pack("<H", s) for s in cfg.layer_sizes)
+    head += bytes(0 if a == "relu" else 1 for a in cfg.activations)
+    return head + _CFG_TAIL.pack(*(int(getattr(cfg, f)) for f in _CFG_TAIL_FIELDS))
+
+
+def decode_config(data: bytes) -> SpikeGradConfig:
+    n = data[0]
+    sizes = [struct.unpack_from("<H", data, 1 + 2 * k)[0] for k in range(n)]
+    pos = 1 + 2 * n
+    acts = ["relu" if b == 0 else "linear" for b in data[pos:pos + n - 1]]
+    pos += n - 1
+    if len(data) != pos + _CFG_TAIL.size:
+        raise ProtocolError(f"identify: configuration of {len(data)} bytes, expected {pos + _CFG_TAIL.size}")
+    vals = dict(zip(_CFG_TAIL_FIELDS, _CFG_TAIL.unpack_from(data, pos)))
+    vals["bias"] = bool(vals["bias"])
+    return SpikeGradConfig(layer_sizes=tuple(sizes), activations=tuple(acts), **vals)
+
+
+def identify_payload(cfg: SpikeGradConfig, fmt: WireFormat) -> bytes:
+    """What the device answers to IDENTIFY: version, max_payload, configuration."""
+    body = bytes([PROTOCOL_VERSION, fmt.max_payload]) + encode_config(cfg)
+    if len(body) > MAX_LEN:
+        raise ValueError("the configuration does not fit in an IDENTIFY response")
+    return body
+
+
+# ------------------------------------------------------------------ frames
+def encode_request(cmd: int, payload: bytes = b"") -> bytes:
+    if len(payload) > MAX_LEN:
+        raise ValueError(f"payload of {len(payload)} bytes (at most {MAX_LEN})")
+    body = bytes([int(cmd), len(payload)]) + bytes(payload)
+    c = crc16(body)
+    return bytes([SYNC_REQUEST]) + body + bytes([c >> 8, c & 0xFF])
+
+
+def encode_response(status: int, cmd: int, payload: bytes = b"") -> bytes:
+    body = bytes([int(status), int(cmd) & 0xFF, len(payload)]) + bytes(payload)
+    c = crc16(body)
+    return bytes([SYNC_RESPONSE]) + body + bytes([c >> 8, c & 0xFF])
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    cmd: int
+    payload: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.OK
+
+    def status_name(self) -> str:
+        try:
+            return Status(self.status).name
+        except ValueError:
+            return f"0x{self.status:02x}"
+
+
+class ResponseDecoder:
+    """Incremental response parser: feed bytes, collect :class:`Response` objects.
+
+    Bytes before a sync byte are skipped; a frame with a bad CRC raises
+    :class:`ProtocolError` (the link is corrupt: the host should flush and retry).
+    """
+
+    def __init__(self):
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Response]:
+        self._buf += data
+        out = []
+        while True:
+            start = self._buf.find(bytes([SYNC_RESPONSE]))
+            if start < 0:
+                self._buf.clear()
+                return out
+            del self._buf[:start]
+            if len(self._buf) < 4:
+                return out
+            n = self._buf[3]
+            total = 4 + n + 2
+            if len(self._buf) < total:
+                return out
+            frame = bytes(self._buf[:total])
+            del self._buf[:total]
+            if crc16(frame[1:]) != 0:
+                raise ProtocolError(f"response with a bad CRC: {frame.hex()}")
+            out.append(Response(frame[1], frame[2], frame[4:4 + n]))
+
+    def needed(self) -> int:
+        """Bytes still missing from the frame being received (at least 1)."""
+        if len(self._buf) < 4:
+            return 4 - len(self._buf) if self._buf else 4
+        return max(1, 4 + self._buf[3] + 2 - len(self._buf))
+
+
+# -------------------------------------------------------- request payloads
+def write_weights_payload(layer: int, kind: int, row: int, start: int, values, nbytes: int) -> bytes:
+    return struct.pack("<BBHH", layer, int(kind), row, start) + pack_values(values, nbytes)
+
+
+def read_weights_payload(layer: int, kind: int, row: int, start: int, count: int) -> bytes:
+    return struct.pack("<BBHHH", layer, int(kind), row, start, count)
+
+
+def write_reg_payload(reg: int, value: int) -> bytes:
+    return bytes([int(reg)]) + pack_int(value, REG_BYTES)
+
+
+def load_sample_payload(start: int, counts, nbytes: int) -> bytes:
+    return struct.pack("<H", start) + pack_values(counts, nbytes)
+
+
+def decode_status(payload: bytes) -> dict:
+    """READ_STATUS payload -> ``{"flags": {...}, "bridge_flags": {...}, "counters": {...}}``."""
+    if len(payload) != STATUS_LEN:
+        raise ProtocolError(f"status payload of {len(payload)} bytes, expected {STATUS_LEN}")
+    flags = {k: (payload[0] >> i) & 1 for i, k in enumerate(CORE_FLAGS)}
+    bridge = {k: (payload[1] >> i) & 1 for i, k in enumerate(BRIDGE_FLAGS)}
+    words = [unpack_int(payload[2 + 4 * k:6 + 4 * k], signed=False) for k in range(len(COUNTERS) + 2)]
+    return {"flags": flags, "bridge_flags": bridge, "counters": dict(zip(COUNTERS + FRAME_COUNTERS, words))}
+
+
+def decode_result(payload: bytes, cfg: SpikeGradConfig, fmt: WireFormat) -> dict:
+    if len(payload) != fmt.result_len(cfg):
+        raise ProtocolError(f"result payload of {len(payload)} bytes, expected {fmt.result_len(cfg)}")
+    return {"prediction": payload[0], "v_top": unpack_values(payload[1:], fmt.value_bytes)}
