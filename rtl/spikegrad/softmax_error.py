@@ -1,0 +1,232 @@
+"""The Softmax-CE error unit of the SpikeGrad core.
+
+Turns the top layer's membrane values ``V^L`` (one stream beat per class) into
+the initial error compartments ``U^L = round((p - onehot(label)) * 2**error_shift)``,
+bit-exact with :func:`golden.spikegrad.fixedpoint.top_error`. No multiplier
+and no divider cells: the exponential is a ROM, the division a pipelined
+restoring (shift-subtract) divider, the scaling a barrel shift.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.spikegrad.fixedpoint import exp_lut
+from spikecore.config import SpikeGradConfig
+
+from .layouts import index_bits
+
+__all__ = ["SoftmaxError", "error_layout", "error_shift_bits", "softmax_error_latency"]
+
+
+def error_layout(cfg: SpikeGradConfig) -> data.StructLayout:
+    """One beat of the error stream: class ``index``, ``U^L_index`` and ``last`` on the final class."""
+    return data.StructLayout({
+        "index": unsigned(index_bits(cfg.num_classes)),
+        "value": signed(cfg.error_bits),
+        "last": unsigned(1),
+    })
+
+
+def error_shift_bits(cfg: SpikeGradConfig) -> int:
+    """Width of the run-time ``error_shift`` input (it holds ``0 .. error_bits - 2``)."""
+    return max(1, (cfg.error_bits - 2).bit_length())
+
+
+def softmax_error_latency(cfg: SpikeGradConfig) -> int:
+    """Cycles from the last ``v`` transfer to the last ``u`` transfer without back-pressure:
+    ``2 * num_classes + prob_bits + 3`` (see :class:`SoftmaxError`)."""
+    return 2 * cfg.num_classes + cfg.prob_bits + 3
+
+
+class SoftmaxError(wiring.Component):
+    """Softmax cross-entropy error of the top layer.
+
+    For the ``C = cfg.num_classes`` values ``V_i`` of a sample::
+
+        m   = max_i V_i
+        t_i = min((m - V_i) >> softmax_shift, exp_lut_size - 1)
+        e_i = LUT[t_i]                                   # exp_lut(cfg), exp_bits fraction bits
+        p_i = floor(e_i * 2**prob_bits / sum_j e_j)      # prob_bits + 1 quotient bits
+        U_i = round_half_away((p_i - 2**prob_bits * [i == label]) * 2**error_shift / 2**prob_bits)
+
+    Schedule (cycle 0 = the last ``v`` transfer): the exponential pass reads
+    one stored ``V_i`` and one LUT entry per cycle (cycles 1..C) and
+    accumulates the sum (complete at C + 2); the division pass feeds one class
+    per cycle into a ``prob_bits + 1``-stage restoring divider from cycle C + 2;
+    an output register adds the label, scales and rounds. With ``u.ready``
+    held high the last ``u`` beat transfers in cycle :attr:`latency`
+    ``= 2*C + prob_bits + 3``. Back-pressure on ``u`` stalls the division
+    pass as a whole; the unit takes the next sample after the last ``u`` beat.
+
+    Parameters
+    ----------
+    cfg : SpikeGradConfig
+        Widths, LUT and number of classes.
+
+    Members
+    -------
+    v : ``In(stream.Signature(signed(cfg.membrane_bits)))``
+        ``V^L``: exactly ``C`` beats per sample, in class order. Ready only
+        while the unit is idle or loading a sample.
+    label : ``In(unsigned(index_bits(C)))``
+        The target class; held stable from the first ``v`` beat to the last ``u`` beat.
+    error_shift : ``In(unsigned(error_shift_bits(cfg)))``
+        Run-time scale ``0 .. error_bits - 2``; held like ``label``.
+    u : ``Out(stream.Signature(error_layout(cfg)))``
+        ``U^L``: ``C`` beats in class order, ``last`` on class ``C - 1``.
+    busy : ``Out(1)``
+        High from the first ``v`` beat until the last ``u`` beat has transferred.
+    """
+
+    def __init__(self, cfg: SpikeGradConfig):
+        if not isinstance(cfg, SpikeGradConfig):
+            raise TypeError(f"cfg must be a SpikeGradConfig, not {cfg!r}")
+        self._cfg = cfg
+        super().__init__({
+            "v": In(stream.Signature(signed(cfg.membrane_bits))),
+            "label": In(unsigned(index_bits(cfg.num_classes))),
+            "error_shift": In(unsigned(error_shift_bits(cfg))),
+            "u": Out(stream.Signature(error_layout(cfg))),
+            "busy": Out(1),
+        })
+
+    @property
+    def cfg(self) -> SpikeGradConfig:
+        return self._cfg
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the last ``v`` transfer to the last ``u`` transfer without back-pressure."""
+        return softmax_error_latency(self._cfg)
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        n_classes, prob_bits, exp_bits = cfg.num_classes, cfg.prob_bits, cfg.exp_bits
+        sum_bits, lut_size = cfg.exp_sum_bits, cfg.exp_lut_size
+        m = Module()
+
+        # V store, exponential ROM (LUT[0] == 2**exp_bits needs exp_bits + 1 bits) and e store.
+        m.submodules.v_mem = v_mem = Memory(shape=signed(cfg.membrane_bits), depth=n_classes, init=[])
+        v_wr = v_mem.write_port()
+        v_rd = v_mem.read_port(transparent_for=(v_wr,))
+        m.submodules.lut = lut = Memory(shape=unsigned(exp_bits + 1), depth=lut_size, init=exp_lut(cfg))
+        lut_rd = lut.read_port()
+        m.submodules.e_mem = e_mem = Memory(shape=unsigned(exp_bits + 1), depth=n_classes, init=[])
+        e_wr = e_mem.write_port()
+        e_rd = e_mem.read_port(transparent_for=(e_wr,))
+
+        count = Signal(range(n_classes + 1))
+        v_max = Signal(signed(cfg.membrane_bits))
+        total = Signal(sum_bits)
+        adv = Signal()              # the division pipeline moves
+        m.d.comb += adv.eq(~self.u.valid | self.u.ready)
+
+        # Exponential pass, LUT stage -> accumulate stage.
+        lut_valid = Signal()
+        lut_index = Signal(range(n_classes))
+        m.d.sync += lut_valid.eq(0)
+        with m.If(lut_valid):
+            m.d.sync += total.eq(total + lut_rd.data)
+            m.d.comb += [e_wr.en.eq(1), e_wr.addr.eq(lut_index), e_wr.data.eq(lut_rd.data)]
+
+        # Division pass, e-store read stage.
+        feed_valid = Signal()
+        feed_index = Signal(range(n_classes))
+        m.d.comb += [e_rd.addr.eq(count), e_rd.en.eq(adv)]
+        with m.If(adv):
+            m.d.sync += feed_valid.eq(0)
+
+        def next_class(then):
+            # count walks the classes; after the last one the FSM moves on.
+            with m.If(count == n_classes - 1):
+                m.d.sync += count.eq(0)
+                m.next = then
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+
+        last_out = self.u.valid & self.u.ready & self.u.payload.last
+        with m.FSM(name="phase") as fsm:
+            with m.State("LOAD"):
+                m.d.comb += [
+                    self.v.ready.eq(1),
+                    v_wr.addr.eq(count), v_wr.data.eq(self.v.payload), v_wr.en.eq(self.v.valid),
+                    v_rd.addr.eq(0),
+                ]
+                m.d.sync += total.eq(0)
+                with m.If(self.v.valid):
+                    with m.If((count == 0) | (self.v.payload > v_max)):
+                        m.d.sync += v_max.eq(self.v.payload)
+                    next_class("EXP")
+            with m.State("EXP"):
+                # v_rd.data is V[count]; address the next class.
+                distance = Signal(cfg.membrane_bits)
+                step = Signal(range(lut_size))
+                m.d.comb += [
+                    v_rd.addr.eq(count + 1),
+                    distance.eq(v_max - v_rd.data),
+                ]
+                shifted = distance >> cfg.softmax_shift
+                m.d.comb += [
+                    step.eq(Mux(shifted >= lut_size - 1, lut_size - 1, shifted)),
+                    lut_rd.addr.eq(step),
+                ]
+                m.d.sync += [lut_valid.eq(1), lut_index.eq(count)]
+                next_class("DIV")
+            with m.State("DIV"):
+                # e_rd.data is e[feed_index] while feed_valid.
+                with m.If(adv & (count < n_classes)):
+                    m.d.sync += [feed_valid.eq(1), feed_index.eq(count), count.eq(count + 1)]
+                with m.If(last_out):
+                    m.d.sync += count.eq(0)
+                    m.next = "LOAD"
+        m.d.comb += self.busy.eq(~fsm.ongoing("LOAD") | (count != 0))
+
+        # Restoring divider: stage j decides quotient bit prob_bits - j. The
+        # remainder stays below ``total``; ``total`` is constant during the pass.
+        valid, index, rem, quot = feed_valid, feed_index, e_rd.data, None
+        for j in range(prob_bits + 1):
+            trial = Signal(sum_bits + 1, name=f"trial_{j}")
+            m.d.comb += trial.eq(rem if j == 0 else Cat(0, rem))
+            fits = trial >= total
+            nvalid = Signal(name=f"div_valid_{j}")
+            nindex = Signal(range(n_classes), name=f"div_index_{j}")
+            nquot = Signal(j + 1, name=f"div_quot_{j}")
+            with m.If(adv):
+                m.d.sync += [
+                    nvalid.eq(valid), nindex.eq(index),
+                    nquot.eq(fits if quot is None else Cat(fits, quot)),
+                ]
+            if j < prob_bits:
+                nrem = Signal(sum_bits, name=f"div_rem_{j}")
+                with m.If(adv):
+                    m.d.sync += nrem.eq(Mux(fits, trial - total, trial))
+                rem = nrem
+            valid, index, quot = nvalid, nindex, nquot
+
+        # Output stage: subtract the one-hot label, scale by 2**(error_shift - prob_bits), round.
+        err = Signal(signed(prob_bits + 2))
+        negative = Signal()
+        magnitude = Signal(prob_bits + 1)
+        scaled = Signal(unsigned(prob_bits + 1 + (1 << len(self.error_shift)) - 1))
+        rounded = Signal(cfg.error_bits - 1)
+        value = Signal(signed(cfg.error_bits))
+        m.d.comb += [
+            err.eq(quot - Mux(index == self.label, 1 << prob_bits, 0)),
+            negative.eq(err < 0),
+            magnitude.eq(Mux(negative, -err, err)),
+            scaled.eq(magnitude << self.error_shift),
+            rounded.eq((scaled + (1 << (prob_bits - 1))) >> prob_bits),
+            value.eq(Mux(negative, -rounded, rounded)),
+        ]
+        with m.If(adv):
+            m.d.sync += [
+                self.u.valid.eq(valid),
+                self.u.payload.index.eq(index),
+                self.u.payload.value.eq(value),
+                self.u.payload.last.eq(index == n_classes - 1),
+            ]
+        return m
