@@ -1,0 +1,1 @@
+"""cocotb bench of the SpikeGrad Softmax-CE error unit."""
