@@ -20,7 +20,7 @@ from typing import Callable
 from golden.data import encode_counts
 from spikecore.config import SpikeGradConfig
 
-from .protocol import (CORE_FLAGS, READ_WEIGHTS_LEN, REG_BYTES, SAMPLE_HEADER, SYNC_REQUEST,
+from .protocol import (CORE_FLAGS, COUNTERS, READ_WEIGHTS_LEN, REG_BYTES, SAMPLE_HEADER, SYNC_REQUEST,
                        WRITE_HEADER, Cmd, Kind, Reg, Response, Status, WireFormat, crc16, identify_payload,
                        pack_int, pack_values, unpack_int, unpack_values)
 
@@ -114,6 +114,12 @@ class BridgeModel:
             self.frames_error += 1
         return Response(int(status), self._cmd, payload)
 
+    def status_payload(self) -> bytes:
+        """A READ_STATUS payload from what the model knows (the core's counters read as 0)."""
+        flags = sum(v << i for i, v in enumerate(self.flags.values()))
+        return (bytes([flags, self.bridge_flags]) + bytes(4 * len(COUNTERS)) +
+                pack_int(self.frames_ok, 4) + pack_int(self.frames_error, 4))
+
     # ----------------------------------------------------------- semantics
     def _target(self, layer, kind, row):
         """Length of the addressed vector, or None when layer/kind/row is out of range."""
@@ -196,9 +202,9 @@ class BridgeModel:
             pred, v_top = self.core(self, encode_counts(self.counts), label)
             return self._respond(Status.OK, bytes([pred]) + pack_values(v_top, fmt.value_bytes))
         if cmd == Cmd.READ_STATUS:
-            r = self._respond(Status.OK, None)
-            self.status_snapshot = (self.frames_ok - 1, self.frames_error)
-            return r
+            snapshot = self.status_payload()
+            self.status_snapshot = snapshot
+            return self._respond(Status.OK, None)
         if cmd == Cmd.CLEAR_FLAGS:
             self.flags = {k: 0 for k in CORE_FLAGS}
             self.bridge_flags = 0
