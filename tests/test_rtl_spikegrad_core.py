@@ -104,3 +104,65 @@ def test_empty_sample_uses_nop_beat():
     cfg = small_cfg(lanes=2)
     params = random_params(cfg, seed=2)
     check(cfg, params, [([], 1, cfg.error_shift), ([], None, cfg.error_shift)])
+
+
+def test_default_core_verilog_lints_clean_without_arithmetic_cells():
+    from rtl.spikegrad import SpikeGradCore, generate_core_verilog
+    from sim.lint import lint_verilog
+    synthcheck = pytest.importorskip("rtl.synthcheck")
+    cfg = SpikeGradConfig()
+    assert lint_verilog(generate_core_verilog(cfg)) == []
+    cells = synthcheck.arithmetic_cells(SpikeGradCore(cfg.replace(lanes=4)))
+    assert not any(cells.values()), cells
+
+
+def test_protocol_errors_weight_access_while_busy_and_out_of_range():
+    from amaranth.sim import Simulator
+    from rtl.spikegrad import SpikeGradCore
+    from rtl.spikegrad.layouts import Op
+    cfg = small_cfg(lanes=2)
+    dut = SpikeGradCore(cfg)
+    seen = {}
+
+    async def access(ctx, write, layer, row, col, value=0, bias=0):
+        ctx.set(dut.weights.payload, {"write": write, "bias": bias, "layer": layer, "row": row, "col": col,
+                                      "data": value})
+        ctx.set(dut.weights.valid, 1)
+        await ctx.tick().until(dut.weights.ready)
+        ctx.set(dut.weights.valid, 0)
+        if not write:
+            ctx.set(dut.weights_rdata.ready, 1)
+            (d,) = await ctx.tick().sample(dut.weights_rdata.payload).until(dut.weights_rdata.valid)
+            ctx.set(dut.weights_rdata.ready, 0)
+            return d
+
+    async def tb(ctx):
+        await access(ctx, 1, 1, 2, 4, 17)
+        seen["read"] = await access(ctx, 0, 1, 2, 4)
+        seen["flag0"] = ctx.get(dut.flags.protocol_error)
+        await access(ctx, 1, 0, 6, 0, 5)          # row out of range
+        seen["flag1"] = ctx.get(dut.flags.protocol_error)
+        ctx.set(dut.clear_flags, 1)
+        await ctx.tick()
+        ctx.set(dut.clear_flags, 0)
+        ctx.set(dut.cmd.payload, {"op": Op.INFER, "label": 0})
+        ctx.set(dut.cmd.valid, 1)
+        await ctx.tick().until(dut.cmd.ready)
+        ctx.set(dut.cmd.valid, 0)
+        seen["busy_read"] = await access(ctx, 0, 1, 2, 4)    # while busy: answered 0
+        await access(ctx, 1, 1, 2, 4, -3)                    # while busy: ignored
+        seen["flag2"] = ctx.get(dut.flags.protocol_error)
+        ctx.set(dut.spikes.payload, {"index": 0, "negative": 0, "last": 1, "nop": 1})
+        ctx.set(dut.spikes.valid, 1)
+        await ctx.tick().until(dut.spikes.ready)
+        ctx.set(dut.spikes.valid, 0)
+        ctx.set(dut.result.ready, 1)
+        await ctx.tick().until(dut.result.valid & dut.result.payload.last)
+        await ctx.tick()
+        seen["after"] = await access(ctx, 0, 1, 2, 4)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen == {"read": 17, "flag0": 0, "flag1": 1, "busy_read": 0, "flag2": 1, "after": 17}

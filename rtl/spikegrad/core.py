@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -18,6 +18,26 @@ from .softmax_error import SoftmaxError, error_shift_bits
 from .update import WeightUpdateUnit
 
 __all__ = ["SpikeGradCore"]
+
+
+def pipelined_sum(m, terms, name):
+    """Sum of ``terms`` through registers: every adder has two operands and feeds a register."""
+    level = []
+    for n, t in enumerate(terms):
+        r = Signal(unsigned(len(Value.cast(t))), name=f"{name}_t{n}")
+        m.d.sync += r.eq(t)
+        level.append(r)
+    depth = 0
+    while len(level) > 1:
+        nxt = []
+        for n in range(0, len(level) - 1, 2):
+            r = Signal(unsigned(max(len(level[n]), len(level[n + 1])) + 1), name=f"{name}_s{depth}_{n}")
+            m.d.sync += r.eq(level[n] + level[n + 1])
+            nxt.append(r)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, depth = nxt, depth + 1
+    return level[0]
 
 
 class SpikeGradCore(wiring.Component):
@@ -147,7 +167,6 @@ class SpikeGradCore(wiring.Component):
         # ---------------------------------------------------------- weights and biases
         acc = self.weights.payload
         host_w_addr = Signal(max(g.addr_bits for g in geo))
-        host_bank = Signal(lb)
         for l in range(L):
             g_, wbk, bbk, u = geo[l], wbank[l], bbank[l], upd[l]
             # read addresses
@@ -200,7 +219,7 @@ class SpikeGradCore(wiring.Component):
         resp_ok = Signal()
         resp_bias = Signal()
         resp_layer = Signal.like(acc.layer)
-        resp_sel = Signal(lb)
+        resp_sel = Signal(max(lb, 1))
         resp_valid = Signal()
         resp_data = Signal(signed(cfg.weight_bits))
         m.d.comb += [self.weights.ready.eq(~resp_pending & ~resp_valid),
@@ -214,7 +233,7 @@ class SpikeGradCore(wiring.Component):
                     m.d.comb += in_range.eq((acc.row < sizes[l + 1]) & (acc.bias | (acc.col < sizes[l])))
         ok = Signal()
         m.d.comb += ok.eq(ph_idle & in_range & ~(acc.write & acc.bias & (not cfg.bias)))
-        sel = Signal(lb)
+        sel = Signal(max(lb, 1))
         m.d.comb += sel.eq(Mux(acc.bias, acc.row[:lb], (acc.row + acc.col)[:lb]) if lb else 0)
         with m.If(take & ~ok):
             m.d.comb += flag_set.protocol_error.eq(1)
@@ -251,7 +270,7 @@ class SpikeGradCore(wiring.Component):
         # ---------------------------------------------------------- input traces
         xp_valid = Signal()
         xp_group = Signal(range(H0))
-        xp_lane = Signal(lb)
+        xp_lane = Signal(max(lb, 1))
         xp_neg = Signal()
         xin_clear = Signal()
         xin_ccnt = Signal(range(H0))
@@ -410,14 +429,11 @@ class SpikeGradCore(wiring.Component):
         m.d.comb += self.busy.eq(~ph_idle)
 
         # ---------------------------------------------------------- counters and flags
-        fops = 0
-        bops = 0
-        for l in range(L):
-            fops = fops + Mux(eng[l].event & ~ph_bwd, sizes[l + 1], 0)
-            bops = bops + Mux(eng[l].event & ph_bwd, sizes[l + 1], 0)
-        uops = 0
-        for u in upd:
-            uops = uops + u.ops
+        # Per-cycle increments summed by a registered tree of two-input adders (a multi-operand
+        # adder would become a $macc cell); the counters settle a few cycles after the last event.
+        fops = pipelined_sum(m, [Mux(eng[l].event & ~ph_bwd, sizes[l + 1], 0) for l in range(L)], "fops")
+        bops = pipelined_sum(m, [Mux(eng[l].event & ph_bwd, sizes[l + 1], 0) for l in range(L)], "bops")
+        uops = pipelined_sum(m, [u.ops for u in upd], "uops")
         with m.If(~ph_idle):
             m.d.sync += [
                 ctr.cycles.eq(ctr.cycles + 1),

@@ -180,7 +180,7 @@ class LayerEngine(wiring.Component):
         ent = Signal(entry_layout(P, self._in_gbits))
         ent_valid = Signal()
 
-        cur_lane = Signal(max(lb, 1) if lb else 0)
+        cur_lane = Signal(max(lb, 1))
         for p in reversed(range(P)):
             with m.If(ent.mask[p]):
                 if lb:
@@ -195,7 +195,7 @@ class LayerEngine(wiring.Component):
         K_FEV, K_BEV, K_INIT, K_FRES, K_BRES = range(5)
         s1_g = Signal(range(G))
         s1_neg = Signal()
-        s1_rot = Signal(lb)
+        s1_rot = Signal(max(lb, 1))
 
         # Top-layer emitter state (only used when top).
         te_active = Signal()
@@ -260,7 +260,7 @@ class LayerEngine(wiring.Component):
         with m.If(self.bwd & (self._bwd_geo is not None)):
             if self._bwd_geo is not None:
                 bg = self._bwd_geo
-                k = Cat(cur_lane, ent.group)
+                k = Cat(cur_lane[:lb], ent.group)
                 a = Cat(fit(gcnt, bg.col_bits), fit(k, bg.row_bits)) if bg.col_bits else fit(k, bg.row_bits)
                 for b in range(P):
                     m.d.comb += self.wt_addr[b].eq(a)
@@ -375,7 +375,7 @@ class LayerEngine(wiring.Component):
         te_c = Signal()
         if top:
             te_g = Signal(range(G))
-            te_q = Signal(lb)
+            te_q = Signal(max(lb, 1))
             te_word = Signal(word)
             te_u = [Signal(signed(eb), name=f"te_u{q}") for q in range(P)]
             te_e = [Signal(signed(cb), name=f"te_e{q}") for q in range(P)]
@@ -400,7 +400,7 @@ class LayerEngine(wiring.Component):
                     m.next = "LANE"
                 with m.State("LANE"):
                     m.d.comb += te_active.eq(1)
-                    with m.If(Cat(te_q, te_g) < N if P > 1 else Const(1)):
+                    with m.If(Cat(te_q[:lb], te_g) < N if P > 1 else Const(1)):
                         m.d.comb += self.u.ready.eq(1)
                         with m.If(self.u.valid):
                             m.d.sync += cu.eq(self.u.payload)

@@ -83,7 +83,7 @@ class WeightUpdateUnit(wiring.Component):
         m = Module()
 
         g = Signal(range(G))
-        q = Signal(lb)
+        q = Signal(max(lb, 1))
         h = Signal(range(H))
         eword = [Signal(signed(cb), name=f"eword{p}") for p in range(P)]
         emask = Signal(P)
@@ -95,12 +95,12 @@ class WeightUpdateUnit(wiring.Component):
         bacc = Signal(signed(cfg.weight_bits))
 
         def row(qv):
-            return fit(Cat(qv, g), geo.row_bits)
+            return fit(Cat(qv[:lb], g), geo.row_bits)
 
         def waddr(hv, qv):
             return Cat(fit(hv, geo.col_bits), row(qv)) if geo.col_bits else row(qv)
 
-        pick_q = Signal(lb)
+        pick_q = Signal(max(lb, 1))
         for p in reversed(range(P)):
             with m.If(emask[p]):
                 if lb:
