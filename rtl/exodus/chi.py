@@ -1,0 +1,271 @@
+"""The EXODUS chi-recurrence unit (``docs/exodus.md`` §4-§5).
+
+Per neuron and time step, streamed in reverse time order::
+
+    i    = clamp(((u - theta_q) >> lut_shift) + lut_size/2, 0, lut_size - 1)
+    f, c = fprime[i], (slayer_coef if slayer else coef[i])
+    lam  = saturate(round_shift(f*g + c*lam_next, fprime_frac), grad_bits)  if m else 0
+
+``lam_next`` is the unit's own previous output for the same neuron (zero on
+a beat marked ``first``, i.e. at ``n = T - 1``); it lives in a small memory
+indexed by the neuron group, so any interleaving of neurons works, including
+one neuron per cycle back to back (a transparent read port forwards the
+value written in the same cycle).
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikecore.config import ExodusConfig
+
+__all__ = ["ChiRecurrence", "COUNTER_BITS", "index_bits", "lane_layout", "input_layout", "output_layout",
+           "table_write_layout", "saturating", "round_half_up_shift", "lut_index_expr", "LATENCY"]
+
+COUNTER_BITS = 32
+#: Cycles from an input transfer to its output beat being valid (no stalls).
+LATENCY = 3
+
+
+def index_bits(n: int) -> int:
+    """Bits to index ``n`` items (at least 1)."""
+    return max(1, (n - 1).bit_length())
+
+
+def lane_layout(cfg: ExodusConfig, *, direct: bool = False) -> data.StructLayout:
+    """One neuron-step of one lane: membrane ``u`` (or ``fprime``/``coef`` with ``direct``), ``g``, mask ``m``."""
+    fields = ({"fprime": unsigned(cfg.fprime_bits), "coef": signed(cfg.coef_bits)} if direct
+              else {"u": signed(cfg.u_bits)})
+    return data.StructLayout({**fields, "g": signed(cfg.grad_bits), "m": unsigned(1)})
+
+
+def input_layout(cfg: ExodusConfig, *, neurons: int, lanes: int, direct: bool = False) -> data.StructLayout:
+    """A beat: neuron group ``index`` (lane ``l`` is neuron ``index*lanes + l``), ``first`` (``n = T-1``)."""
+    return data.StructLayout({
+        "index": unsigned(index_bits(-(-neurons // lanes))),
+        "first": unsigned(1),
+        "lanes": data.ArrayLayout(lane_layout(cfg, direct=direct), lanes),
+    })
+
+
+def output_layout(cfg: ExodusConfig, *, neurons: int, lanes: int) -> data.StructLayout:
+    return data.StructLayout({
+        "index": unsigned(index_bits(-(-neurons // lanes))),
+        "lam": data.ArrayLayout(signed(cfg.grad_bits), lanes),
+    })
+
+
+def table_write_layout(cfg: ExodusConfig) -> data.StructLayout:
+    """A table write: entry ``addr`` of both tables; ``slayer`` set writes the SLAYER constant (``coef``) instead."""
+    return data.StructLayout({
+        "addr": unsigned(index_bits(cfg.lut_size)),
+        "fprime": unsigned(cfg.fprime_bits),
+        "coef": signed(cfg.coef_bits),
+        "slayer": unsigned(1),
+    })
+
+
+def saturating(m: Module, value, bits: int, name: str):
+    """``(result, clamped)``: ``value`` clamped to a signed ``bits``-wide range (comb signals)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    out = Signal(signed(bits), name=name)
+    hit = Signal(name=f"{name}_sat")
+    m.d.comb += [
+        hit.eq((value > hi) | (value < lo)),
+        out.eq(Mux(value > hi, hi, Mux(value < lo, lo, value))),
+    ]
+    return out, hit
+
+
+def round_half_up_shift(value, k: int):
+    """``round_shift`` of ``docs/exodus.md`` §3: add ``2**(k-1)``, arithmetic shift right by ``k``."""
+    return (value + (1 << (k - 1))) >> k if k > 0 else value
+
+
+def lut_index_expr(u, cfg: ExodusConfig):
+    """Table address of membrane value ``u`` (``lut_index`` of the golden model), as an expression."""
+    d = (u - cfg.theta_q) >> cfg.lut_shift
+    half = cfg.lut_size // 2
+    return Mux(d < -half, 0, Mux(d >= half, cfg.lut_size - 1, d + half))
+
+
+def _check_int(name, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be in [{lo}, {hi if hi is not None else 'inf'}], not {value}")
+    return value
+
+
+class ChiRecurrence(wiring.Component):
+    """Fully pipelined chi recurrence, ``lanes`` neurons per cycle.
+
+    Parameters
+    ----------
+    cfg : ExodusConfig
+        Every width; the tables are filled from ``build_tables(cfg)`` at elaboration.
+    neurons : int, keyword-only
+        Neurons whose ``lambda[n+1]`` the unit keeps (``ceil(neurons/lanes)`` groups).
+    lanes : int, keyword-only
+        Neurons per beat (default ``cfg.lanes``).
+    direct : bool, keyword-only
+        Lanes carry ``fprime`` and ``coef`` instead of ``u`` (no table lookup).
+    writable_tables : bool, keyword-only
+        Add the ``table`` write port (tables and the SLAYER constant become RAM).
+
+    Members
+    -------
+    i : ``In(stream.Signature(input_layout(...)))``
+        Neuron-steps in reverse time order; a beat with ``first`` starts a neuron group at ``n = T - 1``.
+    o : ``Out(stream.Signature(output_layout(...)))``
+        ``lambda[n]`` per lane, in input order, :data:`LATENCY` cycles after the input (stall-all pipeline:
+        ``i.ready = ~o.valid | o.ready``).
+    slayer : ``In(1)``
+        SLAYER mode: the coefficient is the constant ``alpha`` (reset term dropped). Hold it during a sequence.
+    table : ``In(stream.Signature(table_write_layout(cfg)))`` (only with ``writable_tables``)
+        Always ready; write it while no beat is in flight.
+    clear : ``In(1)``
+        Clears ``sat``, ``sat_count`` and ``steps``.
+    sat : ``Out(1)``
+        Sticky: some unmasked output saturated.
+    sat_count : ``Out(32)``
+        Saturated outputs.
+    steps : ``Out(32)``
+        Neuron-steps done (``lanes`` per output beat).
+    """
+
+    def __init__(self, cfg: ExodusConfig, *, neurons: int, lanes: int | None = None, direct: bool = False,
+                 writable_tables: bool = False):
+        if not isinstance(cfg, ExodusConfig):
+            raise TypeError(f"cfg must be an ExodusConfig, not {cfg!r}")
+        lanes = cfg.lanes if lanes is None else lanes
+        _check_int("neurons", neurons, 1, 1 << 16)
+        _check_int("lanes", lanes, 1, 64)
+        if lanes & (lanes - 1):
+            raise ValueError(f"lanes must be a power of two, not {lanes}")
+        for name, flag in (("direct", direct), ("writable_tables", writable_tables)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, not {flag!r}")
+        self._cfg, self._neurons, self._lanes = cfg, neurons, lanes
+        self._direct, self._writable = direct, writable_tables
+        ports = {
+            "i": In(stream.Signature(input_layout(cfg, neurons=neurons, lanes=lanes, direct=direct))),
+            "o": Out(stream.Signature(output_layout(cfg, neurons=neurons, lanes=lanes))),
+            "slayer": In(1),
+            "clear": In(1),
+            "sat": Out(1),
+            "sat_count": Out(COUNTER_BITS),
+            "steps": Out(COUNTER_BITS),
+        }
+        if writable_tables:
+            ports["table"] = In(stream.Signature(table_write_layout(cfg)))
+        super().__init__(ports)
+
+    cfg = property(lambda self: self._cfg)
+    neurons = property(lambda self: self._neurons)
+    lanes = property(lambda self: self._lanes)
+    direct = property(lambda self: self._direct)
+    writable_tables = property(lambda self: self._writable)
+
+    @property
+    def groups(self) -> int:
+        return -(-self._neurons // self._lanes)
+
+    def elaborate(self, platform):
+        from golden.exodus.fixedpoint import build_tables
+
+        cfg, lanes = self._cfg, self._lanes
+        F = cfg.fprime_frac
+        m = Module()
+        tables = build_tables(cfg)
+
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+
+        # SLAYER constant: a register when writable, else a constant.
+        if self._writable:
+            slayer_coef = Signal(signed(cfg.coef_bits), init=tables.slayer_coef)
+            m.d.comb += self.table.ready.eq(1)
+            with m.If(self.table.valid & self.table.payload.slayer):
+                m.d.sync += slayer_coef.eq(self.table.payload.coef)
+        else:
+            slayer_coef = Const(tables.slayer_coef, signed(cfg.coef_bits))
+
+        # ---- stage 1 registers (input beat, table reads issued)
+        v1, first1 = Signal(), Signal()
+        idx1 = Signal.like(self.i.payload.index)
+        lane1 = Signal(data.ArrayLayout(lane_layout(cfg, direct=self._direct), lanes))
+        # ---- stage 2 registers (f*g done, lambda_next read issued)
+        v2, first2 = Signal(), Signal()
+        idx2 = Signal.like(idx1)
+        with m.If(advance):
+            m.d.sync += [v1.eq(self.i.valid), first1.eq(self.i.payload.first), idx1.eq(self.i.payload.index),
+                         lane1.eq(self.i.payload.lanes),
+                         v2.eq(v1), first2.eq(first1), idx2.eq(idx1)]
+
+        n_sat = Signal(range(lanes + 1))
+        sat_bits = []
+        for l in range(lanes):
+            lin = self.i.payload.lanes[l]
+            if self._direct:
+                f1, c1 = lane1[l].fprime, lane1[l].coef
+            else:
+                fmem = Memory(shape=unsigned(cfg.fprime_bits), depth=cfg.lut_size, init=tables.fprime)
+                cmem = Memory(shape=signed(cfg.coef_bits), depth=cfg.lut_size, init=tables.coef)
+                m.submodules[f"fprime{l}"] = fmem
+                m.submodules[f"coef{l}"] = cmem
+                addr = lut_index_expr(lin.u, cfg)
+                frd, crd = fmem.read_port(), cmem.read_port()
+                m.d.comb += [frd.addr.eq(addr), crd.addr.eq(addr), frd.en.eq(advance), crd.en.eq(advance)]
+                if self._writable:
+                    for mem, field in ((fmem, "fprime"), (cmem, "coef")):
+                        wp = mem.write_port()
+                        m.d.comb += [wp.addr.eq(self.table.payload.addr),
+                                     wp.data.eq(self.table.payload[field]),
+                                     wp.en.eq(self.table.valid & ~self.table.payload.slayer)]
+                f1, c1 = frd.data, crd.data
+
+            # stage 1 -> 2: product f*g, coefficient, mask
+            p2 = Signal(signed(cfg.fprime_bits + cfg.grad_bits + 1), name=f"fg{l}")
+            c2 = Signal(signed(cfg.coef_bits), name=f"c{l}")
+            m2 = Signal(name=f"m{l}")
+            with m.If(advance):
+                m.d.sync += [p2.eq(f1 * lane1[l].g), c2.eq(Mux(self.slayer, slayer_coef, c1)), m2.eq(lane1[l].m)]
+
+            # lambda[n+1] of this lane's neurons; the read is issued in stage 1 and used in stage 2.
+            lmem = Memory(shape=signed(cfg.grad_bits), depth=self.groups, init=[])
+            m.submodules[f"lam{l}"] = lmem
+            lwp = lmem.write_port()
+            lrd = lmem.read_port(transparent_for=(lwp,))
+            m.d.comb += [lrd.addr.eq(idx1), lrd.en.eq(advance)]
+
+            # stage 2: the recurrence, one multiply-add, one rounding, one saturation
+            lam_next = Signal(signed(cfg.grad_bits), name=f"lam_next{l}")
+            m.d.comb += lam_next.eq(Mux(first2, 0, lrd.data))
+            acc = Signal(signed(max(p2.shape().width, cfg.coef_bits + cfg.grad_bits) + 1), name=f"acc{l}")
+            m.d.comb += acc.eq(p2 + c2 * lam_next)
+            lam_sat, hit = saturating(m, round_half_up_shift(acc, F), cfg.grad_bits, f"lam{l}")
+            lam = Signal(signed(cfg.grad_bits), name=f"lam_out{l}")
+            hit_m = Signal(name=f"sat{l}")
+            m.d.comb += [lam.eq(Mux(m2, lam_sat, 0)), hit_m.eq(m2 & hit & v2),
+                         lwp.addr.eq(idx2), lwp.data.eq(lam), lwp.en.eq(advance & v2)]
+            sat_bits.append(hit_m)
+            with m.If(advance):
+                m.d.sync += self.o.payload.lam[l].eq(lam)
+        m.d.comb += n_sat.eq(sum(sat_bits))
+
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(v2), self.o.payload.index.eq(idx2)]
+
+        # counters and the sticky flag
+        fire = advance & v2
+        with m.If(self.clear):
+            m.d.sync += [self.sat.eq(0), self.sat_count.eq(0), self.steps.eq(0)]
+        with m.Elif(fire):
+            m.d.sync += [self.steps.eq(self.steps + lanes), self.sat_count.eq(self.sat_count + n_sat)]
+            with m.If(n_sat != 0):
+                m.d.sync += self.sat.eq(1)
+        return m
