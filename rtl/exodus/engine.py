@@ -1,0 +1,472 @@
+"""The EXODUS temporal layer engine (``docs/exodus.md`` §6-§7): one IF/LIF layer over ``T`` steps.
+
+Commands (``cmd`` stream), each runs to completion while ``busy`` is high:
+
+* ``FORWARD`` (``steps = T``): ``z_i[n] = sat(sum_j w_ij x_j[n])`` as gated additions over the set bits of
+  the input word ``x[n]`` (skipping silent inputs), then the fixed-point neuron step; stores ``u``/mask per
+  neuron and step and the output spike word ``s[n]``.
+* ``BACKWARD``: ``lambda`` through :class:`ChiRecurrence` (reverse time, one neuron-step per cycle) from
+  the host-written ``g``; with ``grad_prev`` the gradient to the layer below
+  ``gp_j[n] = sat(round_shift(sum_i w_ij lambda_i[n], u_frac))``; then the weight-gradient accumulation
+  ``acc_ij += lambda_i[n]`` for every input spike ``x_j[n] = 1``. ``acc`` sums over ``BACKWARD`` commands
+  (a batch) until ``UPDATE``.
+* ``UPDATE``: ``w = sat(w - round_shift(acc, update_shift))``, ``acc = 0``.
+* ``CLEAR``: sticky saturation flags and counters to zero.
+
+The host reads and writes every memory through ``host``/``rdata`` while the engine is idle.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikecore.config import ExodusConfig
+
+from .chi import COUNTER_BITS, ChiRecurrence, _check_int, index_bits, round_half_up_shift, saturating
+
+__all__ = ["TemporalLayerEngine", "Op", "Target", "cmd_layout", "host_layout", "flags_layout", "u_record_layout",
+           "host_data_bits"]
+
+
+class Op(enum.IntEnum):
+    FORWARD = 0
+    BACKWARD = 1
+    UPDATE = 2
+    CLEAR = 3
+
+
+class Target(enum.IntEnum):
+    """Memory a host access goes to, and the format of its ``data`` (low bits, two's complement)."""
+    W = 0      # element i*fan_in + j: weight_bits
+    ACC = 1    # element i*fan_in + j: acc_bits (read only)
+    X = 2      # word n: fan_in spike bits, bit j = x_j[n]
+    S = 3      # word n: fan_out spike bits (read only)
+    U = 4      # element n*fan_out + i: u_record_layout (read only)
+    G = 5      # word n: fan_out x grad_bits, neuron 0 in the low bits
+    LAM = 6    # element n*fan_out + i: grad_bits (read only)
+    GP = 7     # word n: fan_in x grad_bits (read only; only with backprop)
+
+
+def cmd_layout(max_steps: int) -> data.StructLayout:
+    return data.StructLayout({"op": Op, "steps": unsigned(max_steps.bit_length()), "slayer": unsigned(1),
+                              "grad_prev": unsigned(1)})
+
+
+def u_record_layout(cfg: ExodusConfig) -> data.StructLayout:
+    return data.StructLayout({"u": signed(cfg.u_bits), "m": unsigned(1)})
+
+
+def flags_layout() -> data.StructLayout:
+    return data.StructLayout({"fwd": 1, "chi": 1, "grad": 1, "acc": 1, "weight": 1})
+
+
+def host_data_bits(cfg: ExodusConfig, fan_in: int, fan_out: int, backprop: bool) -> int:
+    return max(cfg.weight_bits, cfg.acc_bits, fan_in, fan_out, cfg.u_bits + 1, fan_out * cfg.grad_bits,
+               fan_in * cfg.grad_bits if backprop else 0)
+
+
+def host_layout(cfg: ExodusConfig, fan_in: int, fan_out: int, max_steps: int, backprop: bool) -> data.StructLayout:
+    depth = max(fan_in * fan_out, max_steps * fan_out)
+    return data.StructLayout({"write": unsigned(1), "target": Target, "addr": unsigned(index_bits(depth)),
+                              "data": unsigned(host_data_bits(cfg, fan_in, fan_out, backprop))})
+
+
+def _lowest_set(m: Module, word, name: str):
+    """Index of the lowest set bit of ``word`` (0 when none is set)."""
+    idx = Signal(range(max(2, len(word))), name=name)
+    for k in reversed(range(len(word))):
+        with m.If(word[k]):
+            m.d.comb += idx.eq(k)
+    return idx
+
+
+class TemporalLayerEngine(wiring.Component):
+    """One spiking layer ``fan_in -> fan_out`` with on-chip EXODUS training.
+
+    Parameters
+    ----------
+    cfg : ExodusConfig
+        Formats, neuron (``alpha``, ``threshold``, ``u_min``, ``reset_order``), tables and ``lr_shift``.
+    fan_in, fan_out : int, keyword-only
+        Layer size; inputs are spikes (``cfg.input_bits == 1``).
+    max_steps : int, keyword-only
+        Longest sequence stored (default ``cfg.max_steps``).
+    backprop : bool, keyword-only
+        Build the gradient-to-the-layer-below path (``GP`` memory, one multiplier).
+
+    Members
+    -------
+    cmd : ``In(stream.Signature(cmd_layout(max_steps)))``
+        Accepted only while idle.
+    busy : ``Out(1)``
+        A command is running.
+    host : ``In(stream.Signature(host_layout(...)))``
+        Memory access while idle; a read answers one beat on ``rdata``.
+    rdata : ``Out(stream.Signature(unsigned(host_data_bits(...))))``
+    flags : ``Out(flags_layout())``
+        Sticky saturation flags: forward (``z`` or ``u``), chi, gradient to the layer below,
+        accumulator, weight update.
+    sat_count : ``Out(32)``
+        Saturations of the engine's own datapath (the chi unit's are in ``chi_sat_count``).
+    chi_sat_count, cycles, fwd_steps, bwd_steps, syn_events : ``Out(32)``
+        Chi saturations; busy cycles; forward and chi neuron-steps; gated additions (forward and weight
+        gradient) done.
+    """
+
+    def __init__(self, cfg: ExodusConfig, *, fan_in: int, fan_out: int, max_steps: int | None = None,
+                 backprop: bool = True):
+        if not isinstance(cfg, ExodusConfig):
+            raise TypeError(f"cfg must be an ExodusConfig, not {cfg!r}")
+        if cfg.input_bits != 1:
+            raise ValueError(f"the engine takes spike inputs (input_bits = 1), not input_bits = {cfg.input_bits}")
+        max_steps = cfg.max_steps if max_steps is None else max_steps
+        _check_int("fan_in", fan_in, 1, 4096)
+        _check_int("fan_out", fan_out, 1, 4096)
+        _check_int("max_steps", max_steps, 1, cfg.max_steps)
+        if not isinstance(backprop, bool):
+            raise TypeError(f"backprop must be a bool, not {backprop!r}")
+        self._cfg, self._fan_in, self._fan_out = cfg, fan_in, fan_out
+        self._max_steps, self._backprop = max_steps, backprop
+        super().__init__({
+            "cmd": In(stream.Signature(cmd_layout(max_steps))),
+            "busy": Out(1),
+            "host": In(stream.Signature(host_layout(cfg, fan_in, fan_out, max_steps, backprop))),
+            "rdata": Out(stream.Signature(unsigned(host_data_bits(cfg, fan_in, fan_out, backprop)))),
+            "flags": Out(flags_layout()),
+            "sat_count": Out(COUNTER_BITS),
+            "chi_sat_count": Out(COUNTER_BITS),
+            "cycles": Out(COUNTER_BITS),
+            "fwd_steps": Out(COUNTER_BITS),
+            "bwd_steps": Out(COUNTER_BITS),
+            "syn_events": Out(COUNTER_BITS),
+        })
+
+    cfg = property(lambda self: self._cfg)
+    fan_in = property(lambda self: self._fan_in)
+    fan_out = property(lambda self: self._fan_out)
+    max_steps = property(lambda self: self._max_steps)
+    backprop = property(lambda self: self._backprop)
+
+    def elaborate(self, platform):
+        cfg, NI, NO, TM = self._cfg, self._fan_in, self._fan_out, self._max_steps
+        m = Module()
+        m.submodules.chi = chi = ChiRecurrence(cfg, neurons=NO, lanes=1)
+
+        # ------------------------------------------------------------ memories
+        def mem(name, shape, depth):
+            mm = Memory(shape=shape, depth=depth, init=[])
+            m.submodules[name] = mm
+            return mm
+
+        urec = u_record_layout(cfg)
+        w_mem = mem("w_mem", signed(cfg.weight_bits), NI * NO)
+        acc_mem = mem("acc_mem", signed(cfg.acc_bits), NI * NO)
+        x_mem = mem("x_mem", unsigned(NI), TM)
+        u_mem = mem("u_mem", urec, TM * NO)
+        s_mem = mem("s_mem", unsigned(NO), TM)
+        g_mem = mem("g_mem", data.ArrayLayout(signed(cfg.grad_bits), NO), TM)
+        lam_mem = mem("lam_mem", signed(cfg.grad_bits), TM * NO)
+        ports = {}
+        for name, mm in (("w", w_mem), ("acc", acc_mem), ("x", x_mem), ("u", u_mem), ("s", s_mem),
+                         ("g", g_mem), ("lam", lam_mem)):
+            wp = mm.write_port()
+            ports[name] = (wp, mm.read_port(transparent_for=(wp,)))
+        if self._backprop:
+            gp_mem = mem("gp_mem", data.ArrayLayout(signed(cfg.grad_bits), NI), TM)
+            wp = gp_mem.write_port()
+            ports["gp"] = (wp, gp_mem.read_port(transparent_for=(wp,)))
+        W, R = {k: v[0] for k, v in ports.items()}, {k: v[1] for k, v in ports.items()}
+        for rp in R.values():
+            m.d.comb += rp.en.eq(0)  # each state enables the reads it issues; data holds otherwise
+
+        # ------------------------------------------------------------ registers
+        T = Signal(range(TM + 1))
+        slayer, grad_prev = Signal(), Signal()
+        n = Signal(range(TM + 1))
+        i = Signal(range(NO + 1))
+        j = Signal(range(NI + 1))
+        xw = Signal(NI)          # the input word of the current step
+        work = Signal(NI)        # its set bits not yet visited
+        pend = Signal()          # a read issued last cycle is to be consumed now
+        z = Signal(signed(cfg.weight_bits + NI.bit_length() + 1))
+        s_word = Signal(NO)
+        m.d.comb += chi.slayer.eq(slayer)
+
+        syn_inc = Signal()       # a gated addition happened this cycle
+        fwd_inc = Signal()       # a forward neuron-step (F_LIF)
+        in_gpel = Signal()       # a gradient-to-the-layer-below element is finished
+        wb_acc = Signal()        # a weight-gradient write-back
+        wb_upd = Signal()        # a weight-update write-back
+
+        idle = Signal()
+        m.d.comb += self.busy.eq(~idle)
+        with m.If(~idle):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        rd_pending = Signal()
+        m.d.comb += [self.cmd.ready.eq(idle & ~rd_pending & ~self.rdata.valid),
+                     self.host.ready.eq(idle & ~rd_pending & ~self.rdata.valid)]
+        hp = self.host.payload
+        host_fire = self.host.valid & self.host.ready
+        host_tgt = Signal(Target)
+
+        # ---------------------------------------------------------- datapaths
+        # lowest set bit of the work word (forward and weight gradient)
+        low = _lowest_set(m, work, "low")
+
+        # forward neuron step
+        u_prev_rec = urec(R["u"].data)
+        u_prev = Signal(signed(cfg.u_bits))
+        s_prev = Signal()
+        m.d.comb += [u_prev.eq(Mux(n == 0, 0, u_prev_rec.u)), s_prev.eq((n != 0) & (u_prev_rec.u >= cfg.theta_q))]
+        z_sat, z_hit = saturating(m, z, cfg.u_bits, "z")
+        theta_s = Mux(s_prev, cfg.theta_q, 0)
+        if cfg.reset_order == "after_decay":
+            v_raw = round_half_up_shift(u_prev * cfg.alpha_q, cfg.alpha_frac) + z_sat - theta_s
+        else:
+            v_raw = round_half_up_shift((u_prev - theta_s) * cfg.alpha_q, cfg.alpha_frac) + z_sat
+        v_sat, v_hit = saturating(m, v_raw, cfg.u_bits, "v")
+        v = Signal(signed(cfg.u_bits))
+        v_mask = Signal()
+        if cfg.u_min_q is None:
+            m.d.comb += [v.eq(v_sat), v_mask.eq(1)]
+        else:
+            m.d.comb += [v_mask.eq(v_sat >= cfg.u_min_q), v.eq(Mux(v_sat >= cfg.u_min_q, v_sat, cfg.u_min_q))]
+        spike = Signal()
+        m.d.comb += spike.eq(v >= cfg.theta_q)
+
+        # gradient to the layer below
+        mac = Signal(signed(cfg.weight_bits + cfg.grad_bits + NO.bit_length() + 1))
+        gp_sat, gp_hit = saturating(m, round_half_up_shift(mac, cfg.u_frac), cfg.grad_bits, "gp")
+        gp_word = Signal(data.ArrayLayout(signed(cfg.grad_bits), NI)) if self._backprop else None
+
+        # weight-gradient read-modify-write and update write-back stage
+        wb_valid = Signal()
+        wb_addr = Signal(range(NI * NO))
+        acc_sum, acc_hit = saturating(m, R["acc"].data + R["lam"].data, cfg.acc_bits, "acc_sum")
+        upd, upd_hit = saturating(m, R["w"].data - round_half_up_shift(R["acc"].data, cfg.update_shift),
+                                  cfg.weight_bits, "upd")
+
+        # chi feed: reads issued for (n, i) in reverse time order; chi outputs come back in the same order
+        feed_valid = Signal()
+        feed_i = Signal(range(NO))
+        feed_first = Signal()
+        g_word = data.ArrayLayout(signed(cfg.grad_bits), NO)(R["g"].data)
+        m.d.comb += [
+            chi.i.valid.eq(feed_valid),
+            chi.i.payload.index.eq(feed_i),
+            chi.i.payload.first.eq(feed_first),
+            chi.i.payload.lanes[0].u.eq(u_prev_rec.u),
+            chi.i.payload.lanes[0].m.eq(u_prev_rec.m),
+            chi.i.payload.lanes[0].g.eq(g_word[feed_i]),
+            chi.o.ready.eq(1),
+        ]
+        out_n = Signal(range(TM + 1))
+        out_i = Signal(range(NO + 1))
+        out_left = Signal(range(TM * NO + 1))
+
+        rd_tgt = Signal(Target)
+
+        with m.FSM(name="engine"):
+            with m.State("IDLE"):
+                m.d.comb += idle.eq(1)
+                # host access
+                m.d.comb += host_tgt.eq(hp.target)
+                addr_map = {"w": Target.W, "acc": Target.ACC, "x": Target.X, "s": Target.S, "u": Target.U,
+                            "g": Target.G, "lam": Target.LAM, "gp": Target.GP}
+                for name, tgt in addr_map.items():
+                    if name not in R:
+                        continue
+                    m.d.comb += [R[name].addr.eq(hp.addr), R[name].en.eq(host_fire & ~hp.write)]
+                    if name in ("w", "x", "g"):
+                        m.d.comb += [W[name].addr.eq(hp.addr), W[name].data.eq(hp.data),
+                                     W[name].en.eq(host_fire & hp.write & (hp.target == tgt))]
+                with m.If(host_fire & ~hp.write):
+                    m.d.sync += [rd_pending.eq(1), rd_tgt.eq(hp.target)]
+                with m.If(rd_pending):
+                    with m.Switch(rd_tgt):
+                        for name, tgt in addr_map.items():
+                            if name in R:
+                                with m.Case(tgt):
+                                    m.d.sync += self.rdata.payload.eq(Cat(R[name].data))
+                    m.d.sync += [rd_pending.eq(0), self.rdata.valid.eq(1)]
+                with m.If(self.rdata.valid & self.rdata.ready):
+                    m.d.sync += self.rdata.valid.eq(0)
+
+                with m.If(self.cmd.valid & self.cmd.ready):
+                    c = self.cmd.payload
+                    m.d.sync += [n.eq(0), i.eq(0), j.eq(0), pend.eq(0), wb_valid.eq(0), s_word.eq(0)]
+                    with m.Switch(c.op):
+                        with m.Case(Op.FORWARD):
+                            m.d.sync += T.eq(c.steps)
+                            m.next = "F_STEP"
+                        with m.Case(Op.BACKWARD):
+                            m.d.sync += [slayer.eq(c.slayer), grad_prev.eq(c.grad_prev & self._backprop),
+                                         n.eq(T - 1), out_n.eq(T - 1), out_i.eq(0), out_left.eq(T * NO)]
+                            m.next = "B_CHI"
+                        with m.Case(Op.UPDATE):
+                            m.next = "U_RUN"
+                        with m.Case(Op.CLEAR):
+                            m.d.sync += [self.flags.eq(0), self.sat_count.eq(0), self.cycles.eq(0),
+                                         self.fwd_steps.eq(0), self.syn_events.eq(0)]
+                            m.d.comb += chi.clear.eq(1)
+
+            # ---------------------------------------------------------- forward
+            with m.State("F_STEP"):
+                m.d.comb += [R["x"].addr.eq(n), R["x"].en.eq(1)]
+                m.next = "F_XLOAD"
+            with m.State("F_XLOAD"):
+                m.d.sync += [xw.eq(R["x"].data), i.eq(0)]
+                m.next = "F_NEURON"
+            with m.State("F_NEURON"):
+                m.d.comb += [R["u"].addr.eq((n - 1) * NO + i), R["u"].en.eq(n != 0)]
+                m.d.sync += [work.eq(xw), z.eq(0), pend.eq(0)]
+                m.next = "F_ACC"
+            with m.State("F_ACC"):
+                m.d.comb += [R["w"].addr.eq(i * NI + low), R["w"].en.eq(work != 0)]
+                with m.If(pend):
+                    m.d.sync += z.eq(z + R["w"].data)
+                    m.d.comb += syn_inc.eq(1)
+                m.d.sync += [pend.eq(work != 0), work.eq(work & (work - 1))]
+                with m.If((work == 0) & ~pend):
+                    m.next = "F_LIF"
+            with m.State("F_LIF"):
+                m.d.comb += [W["u"].addr.eq(n * NO + i), W["u"].data.eq(Cat(v, v_mask)), W["u"].en.eq(1),
+                             fwd_inc.eq(1)]
+                m.d.sync += [s_word.eq(s_word | (spike << i)), i.eq(i + 1)]
+                with m.If(i == NO - 1):
+                    m.next = "F_SWRITE"
+                with m.Else():
+                    m.next = "F_NEURON"
+            with m.State("F_SWRITE"):
+                m.d.comb += [W["s"].addr.eq(n), W["s"].data.eq(s_word), W["s"].en.eq(1)]
+                m.d.sync += [s_word.eq(0), n.eq(n + 1)]
+                with m.If(n == T - 1):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "F_STEP"
+
+            # ---------------------------------------------------------- backward: chi
+            with m.State("B_CHI"):
+                issuing = Signal()
+                m.d.comb += issuing.eq(n != TM)  # n wraps to TM... marks "all issued" (see below)
+                m.d.comb += [R["u"].addr.eq(n * NO + i), R["u"].en.eq(issuing),
+                             R["g"].addr.eq(n), R["g"].en.eq(issuing)]
+                m.d.sync += [feed_valid.eq(issuing), feed_i.eq(i), feed_first.eq(n == T - 1)]
+                with m.If(issuing):
+                    with m.If(i == NO - 1):
+                        m.d.sync += [i.eq(0), n.eq(Mux(n == 0, TM, n - 1))]
+                    with m.Else():
+                        m.d.sync += i.eq(i + 1)
+                with m.If(chi.o.valid):
+                    m.d.comb += [W["lam"].addr.eq(out_n * NO + out_i), W["lam"].data.eq(chi.o.payload.lam[0]),
+                                 W["lam"].en.eq(1)]
+                    m.d.sync += out_left.eq(out_left - 1)
+                    with m.If(out_i == NO - 1):
+                        m.d.sync += [out_i.eq(0), out_n.eq(out_n - 1)]
+                    with m.Else():
+                        m.d.sync += out_i.eq(out_i + 1)
+                    with m.If(out_left == 1):
+                        m.d.sync += [n.eq(0), i.eq(0), j.eq(0), pend.eq(0), feed_valid.eq(0)]
+                        m.next = "B_GP" if self._backprop else "B_WX"
+
+            # ---------------------------------------------------------- backward: gradient to the layer below
+            if self._backprop:
+                with m.State("B_GP"):
+                    with m.If(~grad_prev):
+                        m.next = "B_WX"
+                    with m.Else():
+                        issuing = Signal()
+                        m.d.comb += [issuing.eq(i != NO),
+                                     R["w"].addr.eq(i * NI + j), R["w"].en.eq(issuing),
+                                     R["lam"].addr.eq(n * NO + i), R["lam"].en.eq(issuing)]
+                        with m.If(i == 0):
+                            m.d.sync += mac.eq(0)
+                        with m.If(pend):
+                            m.d.sync += mac.eq(mac + R["w"].data * R["lam"].data)
+                        m.d.sync += [pend.eq(issuing), i.eq(Mux(issuing, i + 1, i))]
+                        with m.If(~issuing & ~pend):
+                            m.next = "B_GPEL"
+                with m.State("B_GPEL"):
+                    m.d.comb += in_gpel.eq(1)
+                    m.d.sync += [gp_word[j].eq(gp_sat), j.eq(j + 1), i.eq(0), mac.eq(0)]
+                    with m.If(j == NI - 1):
+                        m.next = "B_GPW"
+                    with m.Else():
+                        m.next = "B_GP"
+                with m.State("B_GPW"):
+                    m.d.comb += [W["gp"].addr.eq(n), W["gp"].data.eq(gp_word), W["gp"].en.eq(1)]
+                    m.d.sync += [j.eq(0), n.eq(n + 1)]
+                    with m.If(n == T - 1):
+                        m.d.sync += n.eq(0)
+                        m.next = "B_WX"
+                    with m.Else():
+                        m.next = "B_GP"
+
+            # ---------------------------------------------------------- backward: weight gradient
+            with m.State("B_WX"):
+                m.d.comb += [R["x"].addr.eq(n), R["x"].en.eq(1)]
+                m.d.sync += [i.eq(0), wb_valid.eq(0)]
+                m.next = "B_WLOAD"
+            with m.State("B_WLOAD"):
+                m.d.sync += work.eq(R["x"].data)
+                m.next = "B_WSCAN"
+            with m.State("B_WSCAN"):
+                # issue (j = low, i) reads; write back the previous one
+                m.d.comb += [R["acc"].addr.eq(i * NI + low), R["lam"].addr.eq(n * NO + i),
+                             R["acc"].en.eq(work != 0), R["lam"].en.eq(work != 0)]
+                with m.If(wb_valid):
+                    m.d.comb += [W["acc"].addr.eq(wb_addr), W["acc"].data.eq(acc_sum), W["acc"].en.eq(1),
+                                 syn_inc.eq(1), wb_acc.eq(1)]
+                m.d.sync += [wb_valid.eq(work != 0), wb_addr.eq(i * NI + low)]
+                with m.If(work != 0):
+                    with m.If(i == NO - 1):
+                        m.d.sync += [i.eq(0), work.eq(work & (work - 1))]
+                    with m.Else():
+                        m.d.sync += i.eq(i + 1)
+                with m.Elif(~wb_valid):
+                    m.d.sync += n.eq(n + 1)
+                    with m.If(n == T - 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "B_WX"
+
+            # ---------------------------------------------------------- update
+            with m.State("U_RUN"):
+                last = NI * NO
+                issuing = Signal()
+                k = Signal(range(last + 1))
+                m.d.comb += [issuing.eq(k != last), R["w"].addr.eq(k), R["acc"].addr.eq(k),
+                             R["w"].en.eq(issuing), R["acc"].en.eq(issuing)]
+                with m.If(wb_valid):
+                    m.d.comb += [W["w"].addr.eq(wb_addr), W["w"].data.eq(upd), W["w"].en.eq(1),
+                                 W["acc"].addr.eq(wb_addr), W["acc"].data.eq(0), W["acc"].en.eq(1),
+                                 wb_upd.eq(1)]
+                m.d.sync += [wb_valid.eq(issuing), wb_addr.eq(k), k.eq(Mux(issuing, k + 1, k))]
+                with m.If(~issuing & ~wb_valid):
+                    m.d.sync += k.eq(0)
+                    m.next = "IDLE"
+
+        # ------------------------------------------------------------ flags and counters
+        sat_events = [("fwd", fwd_inc & z_hit), ("fwd", fwd_inc & v_hit), ("grad", in_gpel & gp_hit),
+                      ("acc", wb_acc & acc_hit), ("weight", wb_upd & upd_hit)]
+        n_sat = Signal(range(len(sat_events) + 1))
+        m.d.comb += n_sat.eq(sum(cond for _, cond in sat_events))
+        with m.If(~(self.cmd.valid & self.cmd.ready & (self.cmd.payload.op == Op.CLEAR))):
+            m.d.sync += self.sat_count.eq(self.sat_count + n_sat)
+            for name, cond in sat_events:
+                with m.If(cond):
+                    m.d.sync += self.flags[name].eq(1)
+            with m.If(syn_inc):
+                m.d.sync += self.syn_events.eq(self.syn_events + 1)
+            with m.If(fwd_inc):
+                m.d.sync += self.fwd_steps.eq(self.fwd_steps + 1)
+        with m.If(chi.sat):
+            m.d.sync += self.flags.chi.eq(1)
+        m.d.comb += [self.chi_sat_count.eq(chi.sat_count), self.bwd_steps.eq(chi.steps)]
+        return m
