@@ -236,7 +236,7 @@ class ChiRecurrence(wiring.Component):
                 m.d.sync += [p2.eq(f1 * lane1[l].g), c2.eq(Mux(self.slayer, slayer_coef, c1)), m2.eq(lane1[l].m)]
 
             # lambda[n+1] of this lane's neurons; the read is issued in stage 1 and used in stage 2.
-            lmem = Memory(shape=signed(cfg.grad_bits), depth=self.groups, init=[])
+            lmem = Memory(shape=signed(cfg.grad_bits), depth=max(2, self.groups), init=[])  # no 0-bit address
             m.submodules[f"lam{l}"] = lmem
             lwp = lmem.write_port()
             lrd = lmem.read_port(transparent_for=(lwp,))

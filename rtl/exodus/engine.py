@@ -254,7 +254,7 @@ class TemporalLayerEngine(wiring.Component):
 
         # chi feed: reads issued for (n, i) in reverse time order; chi outputs come back in the same order
         feed_valid = Signal()
-        feed_i = Signal(range(NO))
+        feed_i = Signal(range(max(2, NO)))
         feed_first = Signal()
         g_word = data.ArrayLayout(signed(cfg.grad_bits), NO)(R["g"].data)
         m.d.comb += [
