@@ -73,7 +73,8 @@ def main(argv=None):
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--epochs", type=int, default=3000)
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1e-4,
+                    help="Adam learning rate (at 1e-3 both methods often reach zero loss; see docs/exodus.md)")
     ap.add_argument("--alpha", type=float, default=0.95, help="LIF decay per step (tau = -1/ln alpha)")
     ap.add_argument("--rate", type=float, default=0.02, help="input Poisson spike probability per step")
     ap.add_argument("--filter-beta", type=float, default=0.9, help="decay of the loss filter kernel")

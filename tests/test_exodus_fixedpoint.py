@@ -47,7 +47,10 @@ def test_tables_by_hand():
     before = fx.build_tables(TINY.replace(reset_order="before_decay"))
     assert before.coef == (7, 5, 3, 1, 1, 3, 5, 7)            # 0.5 * (16 - f')
     assert fx.lut_index(17, TINY) == 4 and fx.lut_index(15, TINY) == 3
-    assert fx.lut_index(-1000, TINY) == 0 and fx.lut_index(1000, TINY) == 7
+    assert fx.lut_index(0, TINY) == 0 and fx.lut_index(31, TINY) == 7
+    assert fx.lut_index(-1, TINY) is None and fx.lut_index(32, TINY) is None
+    # beyond the table: f' = 0 and c = alpha (16 * 0.5 = 8)
+    assert fx.lut_lookup(1000, t, TINY) == (0, 8) and fx.lut_lookup(17, t, TINY) == (14, -6)
 
 
 def test_chi_step_by_hand():
@@ -57,17 +60,21 @@ def test_chi_step_by_hand():
     assert fx.chi_step(100, 17, 50, 0, t, TINY) == (0, False)  # clamped step
     # SLAYER: c = 8; 14*50 + 8*100 = 1500; (1500 + 8) >> 4 = 94
     assert fx.chi_step(100, 17, 50, 1, t, TINY.replace(backward="slayer")) == (94, False)
-    # saturation: 2*2000 + 6*2000 = 16000 -> 1000 -> a 10-bit lambda saturates at 511
+    # saturation: u beyond the table, 0*2000 + 8*2000 = 16000 -> 1000 -> a 10-bit lambda saturates at 511
     narrow = TINY.replace(grad_bits=10)
     assert fx.chi_step(2000, 1000, 2000, 1, t, narrow) == (511, True)
 
 
 def test_chi_sequence_pinned():
     t = fx.build_tables(TINY)
-    # t=2: u=40 -> bin 7 (clamped): 2*30 + 6*0 = 60 -> 4
+    # t=3: u=-20 -> beyond the table (f' = 0, c = 8): 0*40 + 8*0 = 0 -> 0
+    # t=2: u=31 -> bin 7: 2*30 + 6*0 = 60 -> (60 + 8) >> 4 = 4
     # t=1: u=0 -> bin 0: 2*20 + 6*4 = 64 -> 4
     # t=0: u=17 -> bin 4: 14*10 - 6*4 = 116 -> 7
-    assert fx.chi_sequence([17, 0, 40], [10, 20, 30], [1, 1, 1], t, TINY) == ([7, 4, 4], 0)
+    assert fx.chi_sequence([17, 0, 31, -20], [10, 20, 30, 40], [1, 1, 1, 1], t, TINY) == ([7, 4, 4, 0], 0)
+    # t=1: u=17 -> bin 4: 14*64 = 896 -> 904 >> 4 = 56
+    # t=0: beyond the table lambda only decays by alpha: 8*56 = 448 -> 456 >> 4 = 28
+    assert fx.chi_sequence([100, 17], [0, 64], [1, 1], t, TINY) == ([28, 56], 0)
 
 
 def test_lif_step_by_hand():

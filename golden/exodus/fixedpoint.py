@@ -103,10 +103,22 @@ def _round_half_up(x: Fraction) -> int:
     return math.floor(x + Fraction(1, 2))
 
 
-def lut_index(u: int, cfg: ExodusConfig) -> int:
-    """Table address of membrane value ``u``: ``(u - theta) >> lut_shift`` from the centre, clamped."""
+def lut_index(u: int, cfg: ExodusConfig) -> int | None:
+    """Table address of membrane value ``u``: ``((u - theta) >> lut_shift) + lut_size/2``,
+    or ``None`` when that falls outside the table (then ``f' = 0``, ``c = alpha``)."""
     i = ((u - cfg.theta_q) >> cfg.lut_shift) + cfg.lut_size // 2
-    return min(max(i, 0), cfg.lut_size - 1)
+    return i if 0 <= i < cfg.lut_size else None
+
+
+def lut_lookup(u: int, tables: "ChiTables", cfg: ExodusConfig) -> tuple[int, int]:
+    """``(f', c)`` for membrane ``u``. Beyond the table the surrogate is taken as 0
+    (one comparator in hardware): clamping to the edge entry instead would add
+    ``theta * f'(edge)`` to ``1 - c`` at every step a neuron sits far from
+    threshold, an error that compounds over ``T`` when ``alpha`` is close to 1."""
+    i = lut_index(u, cfg)
+    if i is None:
+        return 0, tables.slayer_coef
+    return tables.fprime[i], (tables.slayer_coef if cfg.slayer_mode else tables.coef[i])
 
 
 def build_tables(cfg: ExodusConfig) -> ChiTables:
@@ -145,10 +157,9 @@ def chi_core(lam_next: int, fprime: int, coef: int, g: int, mask: int, cfg: Exod
 
 
 def chi_step(lam_next: int, u: int, g: int, mask: int, tables: ChiTables, cfg: ExodusConfig) -> tuple[int, bool]:
-    """Chi unit fed with the membrane ``u``: look up ``f'`` and ``c``, then :func:`chi_core`."""
-    i = lut_index(u, cfg)
-    coef = tables.slayer_coef if cfg.slayer_mode else tables.coef[i]
-    return chi_core(lam_next, tables.fprime[i], coef, g, mask, cfg)
+    """Chi unit fed with the membrane ``u``: :func:`lut_lookup`, then :func:`chi_core`."""
+    fprime, coef = lut_lookup(u, tables, cfg)
+    return chi_core(lam_next, fprime, coef, g, mask, cfg)
 
 
 def chi_sequence(us, gs, masks, tables: ChiTables, cfg: ExodusConfig) -> tuple[list[int], int]:
@@ -217,12 +228,14 @@ def chi_scan_fixed(u: torch.Tensor, g: torch.Tensor, mask: torch.Tensor, tables:
 
     Returns ``(lambda, saturations)`` with ``lambda`` int64 shaped like ``u``.
     """
-    idx = (((u - cfg.theta_q) >> cfg.lut_shift) + cfg.lut_size // 2).clamp(0, cfg.lut_size - 1)
-    fprime = torch.tensor(tables.fprime, dtype=torch.int64)[idx]
+    idx = ((u - cfg.theta_q) >> cfg.lut_shift) + cfg.lut_size // 2
+    inside = (idx >= 0) & (idx < cfg.lut_size)
+    idx = idx.clamp(0, cfg.lut_size - 1)
+    fprime = torch.where(inside, torch.tensor(tables.fprime, dtype=torch.int64)[idx], 0)
     if cfg.slayer_mode:
         coef = torch.full_like(u, tables.slayer_coef)
     else:
-        coef = torch.tensor(tables.coef, dtype=torch.int64)[idx]
+        coef = torch.where(inside, torch.tensor(tables.coef, dtype=torch.int64)[idx], tables.slayer_coef)
     a = fprime * g
     lam = torch.zeros_like(u)
     lam_next = torch.zeros_like(u[0])
