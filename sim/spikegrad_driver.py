@@ -3,16 +3,16 @@
 One object per DUT. Every method is one transaction (load the weights, run a
 sample, read the counters...): Python wakes only at stream handshakes and lets
 Verilator run freely in between.
+
+Parameters travel as plain lists (``weights[l][i][j]``, ``bias[l][i]``) so the
+simulator process never imports torch (a multi-second start-up cost per bench).
 """
 
 from __future__ import annotations
 
-import torch
 from amaranth.hdl import signed
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 
-from golden.data import encode_counts
-from golden.spikegrad.params import SpikeGradParams
 from rtl.spikegrad.layouts import (Op, command_layout, counters_layout, flags_layout, result_layout,
                                    spike_layout, weight_access_layout)
 from spikecore.config import SpikeGradConfig
@@ -50,32 +50,34 @@ class SpikeGradCoreDriver:
     def _access(self, *, write, bias, layer, row, col=0, value=0):
         return {"write": int(write), "bias": int(bias), "layer": layer, "row": row, "col": col, "data": int(value)}
 
-    async def load_params(self, params: SpikeGradParams) -> None:
+    async def load_params(self, weights, bias) -> None:
+        """Write ``weights[l][i][j]`` and ``bias[l][i]`` through the weight port."""
         beats = []
-        for l, (w, b) in enumerate(zip(params.weights, params.biases)):
-            for i, row in enumerate(w.tolist()):
+        for l, (w, b) in enumerate(zip(weights, bias)):
+            for i, row in enumerate(w):
                 beats += [self._access(write=1, bias=0, layer=l, row=i, col=j, value=v) for j, v in enumerate(row)]
             if self.cfg.bias:
-                beats += [self._access(write=1, bias=1, layer=l, row=i, value=v) for i, v in enumerate(b.tolist())]
+                beats += [self._access(write=1, bias=1, layer=l, row=i, value=v) for i, v in enumerate(b)]
         await self.weights.send_all(beats)
 
-    async def read_params(self) -> SpikeGradParams:
+    async def read_params(self):
+        """Read every weight and bias back; returns ``(weights, bias)`` as lists."""
         cfg = self.cfg
         ws, bs = [], []
         for l in range(cfg.num_layers):
             fan_out, fan_in = cfg.weight_shape(l)
-            reqs = [self._access(write=0, bias=0, layer=l, row=i, col=j) for i in range(fan_out) for j in range(fan_in)]
-            for r in reqs:
-                self.weights.send_nowait(r)
-            vals = [await self.rdata.recv() for _ in reqs]
-            ws.append(torch.tensor(vals, dtype=torch.int64).reshape(fan_out, fan_in))
+            for i in range(fan_out):
+                for j in range(fan_in):
+                    self.weights.send_nowait(self._access(write=0, bias=0, layer=l, row=i, col=j))
+            flat = [await self.rdata.recv() for _ in range(fan_out * fan_in)]
+            ws.append([flat[i * fan_in:(i + 1) * fan_in] for i in range(fan_out)])
             if cfg.bias:
                 for i in range(fan_out):
                     self.weights.send_nowait(self._access(write=0, bias=1, layer=l, row=i))
-                bs.append(torch.tensor([await self.rdata.recv() for _ in range(fan_out)], dtype=torch.int64))
+                bs.append([await self.rdata.recv() for _ in range(fan_out)])
             else:
-                bs.append(torch.zeros(fan_out, dtype=torch.int64))
-        return SpikeGradParams(cfg, ws, bs)
+                bs.append([0] * fan_out)
+        return ws, bs
 
     async def read_raw(self, *, layer: int, row: int, col: int = 0, bias: bool = False) -> int:
         self.weights.send_nowait(self._access(write=0, bias=bias, layer=layer, row=row, col=col))
@@ -103,12 +105,10 @@ class SpikeGradCoreDriver:
             "predictions": [r["prediction"] for r in res],
         }
 
-    async def infer_counts(self, counts) -> dict:
-        return await self.run_sample(encode_counts(counts))
-
     async def reset_state(self) -> None:
         self.cmd.send_nowait({"op": int(Op.RESET), "label": 0})
         await self.cmd.wait_idle()
+        await ClockCycles(self.dut.clk, 2)
         while int(self.dut.busy.value):
             await RisingEdge(self.dut.clk)
 

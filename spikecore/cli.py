@@ -1,9 +1,13 @@
 """The ``spikecore`` command line.
 
 Subcommands:
+  demo      the main job: train, then evaluate and train on the simulated core
   train     offline float training, quantisation and integer on-chip-rule
             training on the digits; writes weights, a plot and report.json
+  verilog   write standalone Verilog of the SpikeGrad core for any vendor flow
+  build     FPGA bitstream for iCEBreaker or ULX3S-85F, with an Fmax/utilisation summary
   check     validate a configuration or weight file and print a summary
+  nir       export a trained network as a NIR graph, or import one (snnTorch, Norse)
   config    print the default configuration as JSON (a starting point to edit)
 """
 
@@ -34,6 +38,45 @@ def cmd_train(args) -> int:
     print(f"synaptic ops per sample: forward {report['forward_sops_per_sample']:.0f}, "
           f"backward {report['backward_sops_per_sample']:.0f}, update {report['update_ops_per_sample']:.0f}")
     print(f"wrote {args.out}/report.json, training.png, weights_offline.json, weights_onchip.json, hex/")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """The main job on the embedded default: train, then run the simulated core."""
+    args.config = getattr(args, "config", None)
+    args.epochs, args.float_epochs, args.seed, args.sops_samples = 10, 100, 0, None
+    rc = cmd_train(args)
+    if rc:
+        return rc
+    from sim.demo import run_core_demo
+    return run_core_demo(_load_config(args.config), Path(args.out), progress=not args.quiet)
+
+
+def cmd_verilog(args) -> int:
+    from rtl.spikegrad import generate_core_verilog
+
+    cfg = _load_config(args.config)
+    text = generate_core_verilog(cfg, name=args.name)
+    Path(args.output).write_text(text)
+    print(f"wrote {args.output}: module {args.name}, layers {list(cfg.layer_sizes)}, lanes {cfg.lanes}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from fpga.build import TimingError, build_board, format_summary
+    from rtl.host.top import SpikeGradSystem
+
+    cfg = _load_config(args.config)
+    out = Path(args.out or f"build/fpga/{args.board}")
+    try:
+        summary = build_board(args.board, lambda hz: SpikeGradSystem(cfg, clk_freq=hz, baud=args.baud), out,
+                              mhz=args.mhz)
+    except TimingError as e:
+        print(f"spikecore: error: {e}", file=sys.stderr)
+        print((out / "summary.txt").read_text(), file=sys.stderr)
+        return 1
+    print(format_summary(summary), end="")
+    print(f"wrote {out}/summary.json and {summary['bitstream']}")
     return 0
 
 
@@ -72,12 +115,34 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 
+    m = sub.add_parser("demo", help="the main job: train on digits, then evaluate and train the simulated core")
+    m.add_argument("--out", default="out", help="output folder (default: out)")
+    m.add_argument("--quiet", action="store_true", help="no progress bars")
+    m.set_defaults(func=cmd_demo)
+
+    v = sub.add_parser("verilog", help="write standalone Verilog of the SpikeGrad core")
+    v.add_argument("--config", help="configuration JSON (default: the built-in 64-32-10)")
+    v.add_argument("-o", "--output", required=True, help="Verilog file to write")
+    v.add_argument("--name", default="spikegrad_core", help="top module name (default spikegrad_core)")
+    v.set_defaults(func=cmd_verilog)
+
+    b = sub.add_parser("build", help="build an FPGA bitstream with the YoWASP tools")
+    b.add_argument("--board", required=True, choices=["icebreaker", "ulx3s-85f"])
+    b.add_argument("--config", help="configuration JSON (default: the built-in 64-32-10)")
+    b.add_argument("--mhz", type=float, help="core clock (default: 30 on iCEBreaker, 100 on ULX3S)")
+    b.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
+    b.add_argument("--out", help="build folder (default build/fpga/BOARD)")
+    b.set_defaults(func=cmd_build)
+
     c = sub.add_parser("check", help="validate a configuration or weight file")
     c.add_argument("file")
     c.set_defaults(func=cmd_check)
 
     d = sub.add_parser("config", help="print the default configuration")
     d.set_defaults(func=cmd_config)
+
+    from golden.spikegrad.nir_io import add_nir_commands
+    add_nir_commands(sub)
     return p
 
 

@@ -8,9 +8,9 @@
 * :mod:`.fixedpoint` -- rounding, saturation and the fixed-point softmax error.
 * :mod:`.params`, :mod:`.weights` -- parameters and the weight-file format.
 * :mod:`.train`, :mod:`.vectors` -- training loops and testbench vectors.
+* :mod:`.nir_io` -- NIR graph export and import.
+
+Submodules are imported explicitly (``from golden.spikegrad.params import ...``):
+this package stays free of eager imports so that the RTL, which takes its
+lookup tables from :mod:`.fixedpoint`, never loads torch.
 """
-
-from .event_sim import EventDrivenSimulator
-from .params import ParamsError, SpikeGradParams
-
-__all__ = ["EventDrivenSimulator", "ParamsError", "SpikeGradParams"]

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-
-import torch
+from typing import TYPE_CHECKING
 
 from spikecore.config import SpikeGradConfig
+
+if TYPE_CHECKING:  # torch is imported lazily: the RTL (and every Verilator bench) imports this module
+    import torch
 
 
 def signed_range(bits: int) -> tuple[int, int]:
@@ -50,8 +52,9 @@ def div_round_half_away(num: int, den: int) -> int:
     return q if num >= 0 else -q
 
 
-def div_round_half_away_t(num: torch.Tensor, den: int) -> torch.Tensor:
+def div_round_half_away_t(num: "torch.Tensor", den: int) -> "torch.Tensor":
     """Vectorised :func:`div_round_half_away` on int64 tensors."""
+    import torch
     q = torch.div(2 * num.abs() + den, 2 * den, rounding_mode="floor")
     return torch.where(num >= 0, q, -q)
 
@@ -145,8 +148,9 @@ def top_error(cfg: SpikeGradConfig, v_top: list[int], label: int) -> list[int]:
     return out
 
 
-def top_error_t(cfg: SpikeGradConfig, v_top: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def top_error_t(cfg: SpikeGradConfig, v_top: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
     """Batched :func:`top_error` on int64 tensors ``(B, C)``; bit-identical."""
+    import torch
     lut = torch.tensor(exp_lut(cfg), dtype=torch.int64)
     m = v_top.max(dim=1, keepdim=True).values
     idx = torch.clamp((m - v_top) >> cfg.softmax_shift, max=cfg.exp_lut_size - 1)

@@ -44,6 +44,15 @@ def bits_for(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
+def addr_range(n: int) -> range:
+    """Shape of an index into ``n`` items that is never zero bits wide.
+
+    A layer that fits in one lane group has one address; a zero-width signal
+    would be emitted as ``[-1:0]``, which Verilog reads as two bits.
+    """
+    return range(max(2, n))
+
+
 def fit(value, width: int):
     """``value`` truncated or zero-extended to ``width`` bits."""
     value = value.as_value() if hasattr(value, "as_value") else value
@@ -161,7 +170,7 @@ class LaneBanks(wiring.Component):
         m = Module()
         for b in range(self._lanes):
             init = self._init[b] if self._init is not None else []
-            mem = Memory(shape=self._shape, depth=self._depth, init=init)
+            mem = Memory(shape=self._shape, depth=max(2, self._depth), init=init)  # depth 1 would mean a 0-bit address
             m.submodules[f"bank{b}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))

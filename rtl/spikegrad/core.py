@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import SpikeGradConfig
 
-from .banks import LaneBanks, WeightGeometry, bits_for, ceil_div, fit, log2_exact
+from .banks import LaneBanks, WeightGeometry, addr_range, bits_for, ceil_div, fit, log2_exact
 from .engine import EngineOp, LayerEngine, entry_layout, saturate
 from .layouts import (Op, command_layout, counters_layout, flags_layout, index_bits, result_layout, spike_layout,
                       weight_access_layout)
@@ -115,7 +115,7 @@ class SpikeGradCore(wiring.Component):
         m.submodules.softmax = sm
 
         H0 = ceil_div(sizes[0], P)
-        m.submodules.xin = xin = Memory(shape=data.ArrayLayout(signed(cfg.trace_bits), P), depth=H0, init=[])
+        m.submodules.xin = xin = Memory(shape=data.ArrayLayout(signed(cfg.trace_bits), P), depth=max(2, H0), init=[])
         xin_wp = xin.write_port()
         xin_rp = xin.read_port(transparent_for=(xin_wp,))
 
@@ -202,7 +202,7 @@ class SpikeGradCore(wiring.Component):
                 m.d.comb += u.x_data.eq(Cat(*[eng[l - 1].state[p].x for p in range(P)]))
 
         # engine aux read addresses: OR of the (otherwise zero) requesters
-        ro_addr = Signal(range(ceil_div(C, P)))
+        ro_addr = Signal(addr_range(ceil_div(C, P)))
         for l in range(L):
             reqs = [upd[l].e_addr]
             if l + 1 < L:
@@ -269,11 +269,11 @@ class SpikeGradCore(wiring.Component):
 
         # ---------------------------------------------------------- input traces
         xp_valid = Signal()
-        xp_group = Signal(range(H0))
+        xp_group = Signal(addr_range(H0))
         xp_lane = Signal(max(lb, 1))
         xp_neg = Signal()
         xin_clear = Signal()
-        xin_ccnt = Signal(range(H0))
+        xin_ccnt = Signal(addr_range(H0))
         xin_cbusy = Signal()
         m.d.sync += xp_valid.eq(in_ev)
         with m.If(in_ev):
@@ -307,10 +307,10 @@ class SpikeGradCore(wiring.Component):
         vtop = [Signal(signed(cfg.membrane_bits), name=f"vtop{c}") for c in range(C)]
         avtop = Array(vtop)
         best_v = Signal(signed(cfg.membrane_bits))
-        best_i = Signal(range(C))
+        best_i = Signal(addr_range(C))
         rc = Signal(range(C + 1))
         rd_valid = Signal()
-        rd_c = Signal(range(C))
+        rd_c = Signal(addr_range(C))
         top = eng[L - 1]
         m.d.sync += rd_valid.eq(0)
         with m.If(rd_valid):

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import SpikeGradConfig
 
-from .banks import WeightGeometry, bits_for, ceil_div, fit, log2_exact, rotate_to_lanes
+from .banks import WeightGeometry, addr_range, bits_for, ceil_div, fit, log2_exact, rotate_to_lanes
 
 __all__ = ["EngineOp", "LayerEngine", "entry_layout", "lane_layout", "spike_count_bits", "sat_flags_layout",
            "saturate"]
@@ -124,9 +124,9 @@ class LayerEngine(wiring.Component):
             "room_level": In(range(cfg.queue_depth + 1)),
             "wt_addr": Out(data.ArrayLayout(unsigned(abits), P)),
             "wt_data": In(data.ArrayLayout(signed(cfg.weight_bits), P)),
-            "bias_addr": Out(range(self._groups)),
+            "bias_addr": Out(addr_range(self._groups)),
             "bias_data": In(data.ArrayLayout(signed(cfg.weight_bits), P)),
-            "aux_addr": In(range(self._groups)),
+            "aux_addr": In(addr_range(self._groups)),
             "state": Out(data.ArrayLayout(lane_layout(cfg), P)),
             "idle": Out(1),
             "event": Out(1),
@@ -168,7 +168,7 @@ class LayerEngine(wiring.Component):
         m = Module()
 
         word = data.ArrayLayout(lane_layout(cfg), P)
-        m.submodules.state = mem = Memory(shape=word, depth=G, init=[])
+        m.submodules.state = mem = Memory(shape=word, depth=max(2, G), init=[])  # never a 0-bit address
         wp = mem.write_port()
         rp = mem.read_port(transparent_for=(wp,))
         m.d.comb += self.state.eq(rp.data)
@@ -176,7 +176,7 @@ class LayerEngine(wiring.Component):
         # ------------------------------------------------------------ stage 0
         sweep_active = Signal()
         sweep_op = Signal(EngineOp)
-        gcnt = Signal(range(G))
+        gcnt = Signal(addr_range(G))
         ent = Signal(entry_layout(P, self._in_gbits))
         ent_valid = Signal()
 
@@ -193,7 +193,7 @@ class LayerEngine(wiring.Component):
         s1_valid = Signal()
         s1_kind = Signal(3)     # 0 forward event, 1 backward event, 2 init, 3 fres, 4 bres
         K_FEV, K_BEV, K_INIT, K_FRES, K_BRES = range(5)
-        s1_g = Signal(range(G))
+        s1_g = Signal(addr_range(G))
         s1_neg = Signal()
         s1_rot = Signal(max(lb, 1))
 
@@ -247,7 +247,7 @@ class LayerEngine(wiring.Component):
             m.d.sync += [sweep_active.eq(1), sweep_op.eq(self.op), gcnt.eq(0)]
 
         # Addresses.
-        te_addr = Signal(range(G))
+        te_addr = Signal(addr_range(G))
         with m.If(issue):
             m.d.comb += rp.addr.eq(gcnt)
         with m.Elif(te_active):
@@ -374,7 +374,7 @@ class LayerEngine(wiring.Component):
         # --------------------------------------------- top emitter (TOPEMIT)
         te_c = Signal()
         if top:
-            te_g = Signal(range(G))
+            te_g = Signal(addr_range(G))
             te_q = Signal(max(lb, 1))
             te_word = Signal(word)
             te_u = [Signal(signed(eb), name=f"te_u{q}") for q in range(P)]

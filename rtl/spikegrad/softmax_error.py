@@ -110,12 +110,12 @@ class SoftmaxError(wiring.Component):
         m = Module()
 
         # V store, exponential ROM (LUT[0] == 2**exp_bits needs exp_bits + 1 bits) and e store.
-        m.submodules.v_mem = v_mem = Memory(shape=signed(cfg.membrane_bits), depth=n_classes, init=[])
+        m.submodules.v_mem = v_mem = Memory(shape=signed(cfg.membrane_bits), depth=max(2, n_classes), init=[])
         v_wr = v_mem.write_port()
         v_rd = v_mem.read_port(transparent_for=(v_wr,))
         m.submodules.lut = lut = Memory(shape=unsigned(exp_bits + 1), depth=lut_size, init=exp_lut(cfg))
         lut_rd = lut.read_port()
-        m.submodules.e_mem = e_mem = Memory(shape=unsigned(exp_bits + 1), depth=n_classes, init=[])
+        m.submodules.e_mem = e_mem = Memory(shape=unsigned(exp_bits + 1), depth=max(2, n_classes), init=[])
         e_wr = e_mem.write_port()
         e_rd = e_mem.read_port(transparent_for=(e_wr,))
 

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import SpikeGradConfig
 
-from .banks import WeightGeometry, bits_for, ceil_div, fit, log2_exact, rotate_to_banks, rotate_to_lanes
+from .banks import WeightGeometry, addr_range, bits_for, ceil_div, fit, log2_exact, rotate_to_banks, rotate_to_lanes
 
 __all__ = ["WeightUpdateUnit"]
 
@@ -52,19 +52,19 @@ class WeightUpdateUnit(wiring.Component):
         super().__init__({
             "start": In(1),
             "busy": Out(1),
-            "e_addr": Out(range(geo.groups)),
+            "e_addr": Out(addr_range(geo.groups)),
             "e_data": In(data.ArrayLayout(signed(cfg.count_bits), P)),
-            "x_addr": Out(range(geo.col_groups)),
+            "x_addr": Out(addr_range(geo.col_groups)),
             "x_data": In(data.ArrayLayout(signed(cfg.trace_bits), P)),
             "w_raddr": Out(unsigned(geo.addr_bits)),
             "w_rdata": In(data.ArrayLayout(wb, P)),
             "w_we": Out(P),
             "w_waddr": Out(unsigned(geo.addr_bits)),
             "w_wdata": Out(data.ArrayLayout(wb, P)),
-            "b_raddr": Out(range(geo.groups)),
+            "b_raddr": Out(addr_range(geo.groups)),
             "b_rdata": In(data.ArrayLayout(wb, P)),
             "b_we": Out(P),
-            "b_waddr": Out(range(geo.groups)),
+            "b_waddr": Out(addr_range(geo.groups)),
             "b_wdata": Out(data.ArrayLayout(wb, P)),
             "clamped": Out(1),
             "ops": Out(range(P + 2)),
@@ -82,9 +82,9 @@ class WeightUpdateUnit(wiring.Component):
         cb = cfg.count_bits
         m = Module()
 
-        g = Signal(range(G))
+        g = Signal(addr_range(G))
         q = Signal(max(lb, 1))
-        h = Signal(range(H))
+        h = Signal(addr_range(H))
         eword = [Signal(signed(cb), name=f"eword{p}") for p in range(P)]
         emask = Signal(P)
         mag = Signal(cb)

@@ -1,0 +1,1 @@
+"""cocotb benches of the SpikeGrad core against the golden model."""
