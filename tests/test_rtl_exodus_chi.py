@@ -91,11 +91,10 @@ def test_direct_mode():
     cfg = SMALL.replace(alpha=0.95)
     seg = segment(cfg, steps=10, groups=2, lanes=1, seed=3)
     t = build_tables(cfg)
-    from golden.exodus.fixedpoint import lut_index
+    from golden.exodus.fixedpoint import lut_lookup
     for b in seg["beats"]:
         for lane in b["lanes"]:
-            i = lut_index(lane.pop("u"), cfg)
-            lane["fprime"], lane["coef"] = t.fprime[i], t.coef[i]
+            lane["fprime"], lane["coef"] = lut_lookup(lane.pop("u"), t, cfg)
     dut = ChiRecurrence(cfg, neurons=2, direct=True)
     got, _ = run_segments(dut, [seg], stalls=True)
     assert got == seg["expected"]

@@ -207,6 +207,7 @@ class ChiRecurrence(wiring.Component):
                          v2.eq(v1), first2.eq(first1), idx2.eq(idx1)]
 
         n_sat = Signal(range(lanes + 1))
+        half = cfg.lut_size // 2
         sat_bits = []
         for l in range(lanes):
             lin = self.i.payload.lanes[l]
@@ -218,6 +219,11 @@ class ChiRecurrence(wiring.Component):
                 m.submodules[f"fprime{l}"] = fmem
                 m.submodules[f"coef{l}"] = cmem
                 addr = lut_index_expr(lin.u, cfg)
+                # beyond the table: f' = 0 and c = alpha (docs/exodus.md §4, golden lut_lookup)
+                d = (lin.u - cfg.theta_q) >> cfg.lut_shift
+                outside1 = Signal(name=f"outside{l}")
+                with m.If(advance):
+                    m.d.sync += outside1.eq((d < -half) | (d >= half))
                 frd, crd = fmem.read_port(), cmem.read_port()
                 m.d.comb += [frd.addr.eq(addr), crd.addr.eq(addr), frd.en.eq(advance), crd.en.eq(advance)]
                 if self._writable:
@@ -226,7 +232,8 @@ class ChiRecurrence(wiring.Component):
                         m.d.comb += [wp.addr.eq(self.table.payload.addr),
                                      wp.data.eq(self.table.payload[field]),
                                      wp.en.eq(self.table.valid & ~self.table.payload.slayer)]
-                f1, c1 = frd.data, crd.data
+                f1 = Mux(outside1, 0, frd.data)
+                c1 = Mux(outside1, slayer_coef, crd.data)
 
             # stage 1 -> 2: product f*g, coefficient, mask
             p2 = Signal(signed(cfg.fprime_bits + cfg.grad_bits + 1), name=f"fg{l}")
