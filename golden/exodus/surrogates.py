@@ -38,7 +38,10 @@ class Surrogate:
 
     @property
     def peak(self) -> float:
-        """``max f'`` (at ``u = theta``); ``theta * peak <= 2 alpha`` keeps the chi coefficient in ``[-alpha, alpha]``."""
+        """``max f'`` (at ``u = theta``).
+
+        ``theta * peak <= 2 alpha`` keeps the chi coefficient in ``[-alpha, alpha]``.
+        """
         return self.scale / self.width
 
     def __call__(self, u: torch.Tensor, theta: float) -> torch.Tensor:
