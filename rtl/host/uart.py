@@ -45,6 +45,7 @@ class UARTRx(_BitClocked):
     break_detected : Out(1), one-cycle pulse: a framing error with all data bits low
         (a break); the receiver then waits for the line to return high.
     overrun : Out(1), one-cycle pulse.
+    busy : Out(1), a byte is being received.
     """
 
     rx: In(1, init=1)
@@ -52,6 +53,7 @@ class UARTRx(_BitClocked):
     framing_error: Out(1)
     break_detected: Out(1)
     overrun: Out(1)
+    busy: Out(1)
 
     def elaborate(self, platform):
         m = Module()
@@ -65,7 +67,7 @@ class UARTRx(_BitClocked):
         with m.If(self.data.ready):
             m.d.sync += self.data.valid.eq(0)
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(~rx):
                     m.d.sync += timer.eq(d // 2 - 1)
@@ -100,6 +102,7 @@ class UARTRx(_BitClocked):
             with m.State("WAIT_IDLE"):
                 with m.If(rx):
                     m.next = "IDLE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m
 
 

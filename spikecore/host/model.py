@@ -74,6 +74,7 @@ class BridgeModel:
         self.frames_ok = self.frames_error = 0
         self.flags = {k: 0 for k in CORE_FLAGS}
         self.bridge_flags = 0
+        self.status_snapshots = []        # READ_STATUS payloads as far as modelled, in order
         self._state = "HUNT"
 
     # --------------------------------------------------------------- parser
@@ -202,8 +203,7 @@ class BridgeModel:
             pred, v_top = self.core(self, encode_counts(self.counts), label)
             return self._respond(Status.OK, bytes([pred]) + pack_values(v_top, fmt.value_bytes))
         if cmd == Cmd.READ_STATUS:
-            snapshot = self.status_payload()
-            self.status_snapshot = snapshot
+            self.status_snapshots.append(self.status_payload())
             return self._respond(Status.OK, None)
         if cmd == Cmd.CLEAR_FLAGS:
             self.flags = {k: 0 for k in CORE_FLAGS}

