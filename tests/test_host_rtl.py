@@ -242,3 +242,11 @@ def test_every_command_and_error_path():
     assert P.decode_config(got[0][0].payload[2:]) == SMALL
     assert P.unpack_values(got[-2][0].payload, wb) == row
     assert model.weights[0][1][0] == 1   # the TRAIN step of the stand-in
+
+
+def test_bridge_verilog_is_lint_clean():
+    from rtl.host.bridge import HostBridge
+    from sim.lint import lint_verilog
+    from sim.verilog import generate_verilog
+    assert lint_verilog(generate_verilog(HostBridge(SpikeGradConfig(), divisor=8, timeout_cycles=2000),
+                                         name="host_bridge")) == []
