@@ -2,7 +2,7 @@
 design's UART on the board's USB serial port.
 
 The design is any Elaboratable with ``uart_rx`` (In 1), ``uart_tx`` (Out 1) and
-optionally ``status`` (Out n, shown on LEDs); normally
+optionally ``leds`` (Out n, shown on the board's LEDs); normally
 :class:`rtl.host.top.SpikeGradSystem`.
 """
 
@@ -54,6 +54,7 @@ class BoardTop(Elaboratable):
         pll = ice40_pll(board.input_mhz, self.mhz) if board.family == "ice40" else ecp5_pll(board.input_mhz, self.mhz)
         self.pll = pll
         self.achieved_mhz = pll.f_out
+        self.board_leds = 2 if board.family == "ice40" else 8
 
     def elaborate(self, platform):
         m = Module()
@@ -93,8 +94,7 @@ class BoardTop(Elaboratable):
         m.submodules.design = design
         uart = platform.request("uart", 0)
         m.d.comb += [design.uart_rx.eq(uart.rx.i), uart.tx.o.eq(design.uart_tx)]
-        if hasattr(design, "status"):
-            leds = [platform.request("led", i) for i in range(min(2, len(design.status)))]
-            for i, led in enumerate(leds):
-                m.d.comb += led.o.eq(design.status[i])
+        if hasattr(design, "leds"):
+            for i in range(min(self.board_leds, len(design.leds))):
+                m.d.comb += platform.request("led", i).o.eq(design.leds[i])
         return m

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,8 +21,24 @@ from golden.data import encode_counts, load_digits_split
 from golden.spikegrad.params import SpikeGradParams
 from golden.spikegrad.train import train_onchip
 from golden.spikegrad.vectors import sequence_vectors
-from sim.demo import run_on_core
+from sim.runner import run_cocotb
 from spikecore.config import SpikeGradConfig
+
+BENCH = "cocotb_tests.spikegrad_core.bench_core"
+
+
+def run_on_core(cfg: SpikeGradConfig, vectors: dict) -> dict:
+    """Replay golden ``vectors`` on the Verilated core (the bench fails on any difference);
+    returns the core's own counters per sample and the wall time of the replay."""
+    from rtl.spikegrad import generate_core_verilog
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = Path(tmp) / "stats.json"
+        run = run_cocotb(generate_core_verilog(cfg, name="spikegrad_core"), "spikegrad_core", BENCH,
+                         args={**vectors, "stats_file": str(stats)}, testcase="golden_samples",
+                         build_key=cfg.to_json())
+        out = json.loads(stats.read_text())
+    out["build_seconds"] = run.build_seconds
+    return out
 
 
 def phase_rates(rows: list[dict]) -> dict:

@@ -1,9 +1,12 @@
 """The ``spikecore`` command line.
 
 Subcommands:
+  load      load a weight file onto a device (--port, --sim or --virtual)
+  eval      accuracy and counters of a device on a digits split
   demo      the main job: train, then evaluate and train on the simulated core
   train     offline float training, quantisation and integer on-chip-rule
-            training on the digits; writes weights, a plot and report.json
+            training on the digits; writes weights, a plot and report.json;
+            with --on-device, SpikeGrad training on a device through the protocol
   verilog   write standalone Verilog of the SpikeGrad core for any vendor flow
   build     FPGA bitstream for iCEBreaker or ULX3S-85F, with an Fmax/utilisation summary
   check     validate a configuration or weight file and print a summary
@@ -26,6 +29,13 @@ def _load_config(path: str | None) -> SpikeGradConfig:
 
 
 def cmd_train(args) -> int:
+    if getattr(args, "on_device", False):
+        from spikecore.device_cli import cmd_train_on_device
+        if not (args.port or args.sim or args.virtual):
+            raise ValueError("train --on-device needs one of --port PORT, --sim or --virtual")
+        return cmd_train_on_device(args)
+    if not args.out:
+        raise ValueError("train needs --out DIR")
     from golden.spikegrad.report import run_training
 
     cfg = _load_config(args.config)
@@ -106,13 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train on the digits (float offline + integer on-chip rule)")
-    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--out", help="output folder (required for offline training)")
     t.add_argument("--config", help="configuration JSON (default: the built-in 64-32-10)")
     t.add_argument("--epochs", type=int, default=10, help="on-chip rule epochs (default 10)")
     t.add_argument("--float-epochs", type=int, default=100, help="offline float epochs (default 100)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--sops-samples", type=int, default=None, help="samples for the event-driven op count")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    d = t.add_argument_group("on-device training (SpikeGrad rule on the core, through the protocol)")
+    d.add_argument("--on-device", action="store_true", help="train on a device instead of offline")
+    dev = d.add_mutually_exclusive_group()
+    dev.add_argument("--port", help="serial port of a board")
+    dev.add_argument("--sim", action="store_true", help="the Verilated core over its UART pins")
+    dev.add_argument("--virtual", action="store_true", help="the golden model behind a pseudo-terminal")
+    d.add_argument("--baud", type=int, default=115200)
+    d.add_argument("--weights", help="starting weights (validated, then loaded)")
+    d.add_argument("--samples", type=int, default=100, help="training samples per epoch (default 100)")
     t.set_defaults(func=cmd_train)
 
     m = sub.add_parser("demo", help="the main job: train on digits, then evaluate and train the simulated core")
@@ -142,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_config)
 
     from golden.spikegrad.nir_io import add_nir_commands
+    from spikecore.device_cli import add_device_commands
     add_nir_commands(sub)
+    add_device_commands(sub)
     return p
 
 

@@ -202,24 +202,6 @@ def test_real_snntorch_export_imports(tmp_path):
     np.testing.assert_array_equal(p.weights[0].numpy(), _rha(w * THETA))
 
 
-def test_real_norse_export_imports():
-    """Norse 1.1.0 (needs torchvision as a dependency, so not installed by default); skipped when absent."""
-    norse = pytest.importorskip("norse.torch")
-    torch.manual_seed(0)
-    net = norse.SequentialState(torch.nn.Linear(8, 5), norse.IAFCell(), torch.nn.Linear(5, 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        g = norse.to_nir(net, torch.randn(1, 8))     # batched sample: Input shape (1, 8), scalar v_th
-    p = import_nir(g)
-    np.testing.assert_array_equal(p.weights[0].numpy(), _rha(net[0].weight.detach().double().numpy() * THETA))
-    leaky = norse.SequentialState(torch.nn.Linear(8, 5), norse.LIFBoxCell(), torch.nn.Linear(5, 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        g = norse.to_nir(leaky, torch.randn(8))
-    with pytest.raises(NIRImportError, match="'1' .LIF.: membrane leak"):
-        import_nir(g, dt=1e-3)
-
-
 def test_batch_dimension_of_one_is_accepted():
     g = _chain_graph(("fc", _aff(2, 4)), input_shape=(1, 4))
     g.nodes["output"] = nir.Output(output_type={"output": np.array([1, 2])})
