@@ -34,13 +34,11 @@ Every product is followed by an arithmetic right shift with round-half-up
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from ._json import JsonConfig, need_int as _need_int
 from .errors import ConfigError
 
 RESET_ORDERS = ("after_decay", "before_decay")
@@ -50,12 +48,6 @@ FORMAT_NAME = "spikecore-exodus-config"
 FORMAT_VERSION = 1
 
 
-def _need_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"field '{name}': expected an integer in [{lo}, {hi}], got {value!r}")
-    if not lo <= value <= hi:
-        raise ConfigError(f"field '{name}': {value} is out of range [{lo}, {hi}]")
-    return value
 
 
 def _need_real(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
@@ -80,7 +72,7 @@ def _need_pow2(name: str, value: int, lo: int, hi: int) -> int:
 
 
 @dataclass(frozen=True)
-class ExodusConfig:
+class ExodusConfig(JsonConfig):
     """Every parameter of an EXODUS network and of the core that trains it.
 
     Members
@@ -130,6 +122,10 @@ class ExodusConfig:
     acc_bits: int = 40
     lr_shift: int = 10
     lanes: int = 1
+
+    FORMAT_NAME: ClassVar[str] = FORMAT_NAME
+    FORMAT_VERSION: ClassVar[int] = FORMAT_VERSION
+    LIST_FIELDS: ClassVar[tuple[str, ...]] = ("layer_sizes",)
 
     def __post_init__(self):
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))
@@ -238,63 +234,3 @@ class ExodusConfig:
     def weight_shape(self, layer: int) -> tuple[int, int]:
         """``(fan_out, fan_in)`` of weight matrix ``layer`` (0-based)."""
         return (self.layer_sizes[layer + 1], self.layer_sizes[layer])
-
-    # -------------------------------------------------------------- serialising
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["layer_sizes"] = list(self.layer_sizes)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict, *, source: str | None = None) -> "ExodusConfig":
-        where = f"{source}: " if source else ""
-        if not isinstance(d, dict):
-            raise ConfigError(f"{where}configuration must be a JSON object, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"{where}unknown field(s) {unknown}; known fields are {sorted(names)}")
-        kw = dict(d)
-        if "layer_sizes" in kw and not isinstance(kw["layer_sizes"], (list, tuple)):
-            raise ConfigError(f"{where}field 'layer_sizes': expected a list, got {kw['layer_sizes']!r}")
-        try:
-            return cls(**kw)
-        except ConfigError as e:
-            raise ConfigError(f"{where}{e}") from None
-        except TypeError as e:
-            raise ConfigError(f"{where}{e}") from None
-
-    def to_json(self) -> str:
-        return json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, **self.to_dict()}, indent=2)
-
-    @classmethod
-    def from_json(cls, text: str, *, source: str | None = None) -> "ExodusConfig":
-        where = f"{source}: " if source else ""
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{where}not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); truncated file?") from None
-        if not isinstance(d, dict):
-            raise ConfigError(f"{where}configuration must be a JSON object")
-        fmt = d.pop("format", FORMAT_NAME)
-        ver = d.pop("version", FORMAT_VERSION)
-        if fmt != FORMAT_NAME:
-            raise ConfigError(f"{where}field 'format': expected {FORMAT_NAME!r}, got {fmt!r}")
-        if ver != FORMAT_VERSION:
-            raise ConfigError(f"{where}field 'version': unsupported version {ver!r} (this spikecore reads version {FORMAT_VERSION})")
-        return cls.from_dict(d, source=source)
-
-    def save(self, path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
-
-    @classmethod
-    def load(cls, path) -> "ExodusConfig":
-        p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as e:
-            raise ConfigError(f"{p}: cannot read configuration ({e.strerror})") from None
-        return cls.from_json(text, source=str(p))
-
-    def replace(self, **changes) -> "ExodusConfig":
-        return dataclasses.replace(self, **changes)

@@ -20,13 +20,11 @@ Number formats (all integers, two's complement, saturating):
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
+from ._json import JsonConfig, need_int as _need_int
 from .errors import ConfigError
 
 ACTIVATIONS = ("relu", "linear")
@@ -38,16 +36,8 @@ def _signed_max(bits: int) -> int:
     return (1 << (bits - 1)) - 1
 
 
-def _need_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"field '{name}': expected an integer in [{lo}, {hi}], got {value!r}")
-    if not lo <= value <= hi:
-        raise ConfigError(f"field '{name}': {value} is out of range [{lo}, {hi}]")
-    return value
-
-
 @dataclass(frozen=True)
-class SpikeGradConfig:
+class SpikeGradConfig(JsonConfig):
     """Every parameter of a SpikeGrad network and of the core that runs it.
 
     Members
@@ -87,6 +77,10 @@ class SpikeGradConfig:
     lanes: int = 1
     queue_depth: int = 64
     input_bits: int = 5
+
+    FORMAT_NAME: ClassVar[str] = FORMAT_NAME
+    FORMAT_VERSION: ClassVar[int] = FORMAT_VERSION
+    LIST_FIELDS: ClassVar[tuple[str, ...]] = ("layer_sizes", "activations")
 
     def __post_init__(self):
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))
@@ -180,65 +174,3 @@ class SpikeGradConfig:
     @staticmethod
     def signed_range(bits: int) -> tuple[int, int]:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-
-    # -------------------------------------------------------------- serialising
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["layer_sizes"] = list(self.layer_sizes)
-        d["activations"] = list(self.activations)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict, *, source: str | None = None) -> "SpikeGradConfig":
-        where = f"{source}: " if source else ""
-        if not isinstance(d, dict):
-            raise ConfigError(f"{where}configuration must be a JSON object, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"{where}unknown field(s) {unknown}; known fields are {sorted(names)}")
-        kw = dict(d)
-        for key in ("layer_sizes", "activations"):
-            if key in kw and not isinstance(kw[key], (list, tuple)):
-                raise ConfigError(f"{where}field '{key}': expected a list, got {kw[key]!r}")
-        try:
-            return cls(**kw)
-        except ConfigError as e:
-            raise ConfigError(f"{where}{e}") from None
-        except TypeError as e:  # e.g. unhashable values inside lists
-            raise ConfigError(f"{where}{e}") from None
-
-    def to_json(self) -> str:
-        return json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, **self.to_dict()}, indent=2)
-
-    @classmethod
-    def from_json(cls, text: str, *, source: str | None = None) -> "SpikeGradConfig":
-        where = f"{source}: " if source else ""
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{where}not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); truncated file?") from None
-        if not isinstance(d, dict):
-            raise ConfigError(f"{where}configuration must be a JSON object")
-        fmt = d.pop("format", FORMAT_NAME)
-        ver = d.pop("version", FORMAT_VERSION)
-        if fmt != FORMAT_NAME:
-            raise ConfigError(f"{where}field 'format': expected {FORMAT_NAME!r}, got {fmt!r}")
-        if ver != FORMAT_VERSION:
-            raise ConfigError(f"{where}field 'version': unsupported version {ver!r} (this spikecore reads version {FORMAT_VERSION})")
-        return cls.from_dict(d, source=source)
-
-    def save(self, path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
-
-    @classmethod
-    def load(cls, path) -> "SpikeGradConfig":
-        p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as e:
-            raise ConfigError(f"{p}: cannot read configuration ({e.strerror})") from None
-        return cls.from_json(text, source=str(p))
-
-    def replace(self, **changes) -> "SpikeGradConfig":
-        return dataclasses.replace(self, **changes)
