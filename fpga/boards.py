@@ -9,6 +9,7 @@ optionally ``leds`` (Out n, shown on the board's LEDs); normally
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
@@ -26,6 +27,22 @@ class Board:
     input_mhz: float
     default_mhz: float     # target clock of the core
     engines: tuple[str, ...]
+    config: str | None = None        # default SpikeGradConfig, a file in fpga/configs/ (None: the built-in one)
+    softmax_divider: str = "pipelined"   # SoftmaxError divider ("iterative": ~10x less logic, small FPGAs)
+
+    @property
+    def config_path(self) -> Path | None:
+        """The board's default configuration file, or None for the built-in default."""
+        return CONFIG_DIR / self.config if self.config else None
+
+    def load_config(self):
+        """The board's default :class:`~spikecore.config.SpikeGradConfig`."""
+        from spikecore.config import SpikeGradConfig
+        p = self.config_path
+        return SpikeGradConfig.load(p) if p else SpikeGradConfig()
+
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def _icebreaker():
@@ -39,7 +56,9 @@ def _ulx3s_85f():
 
 
 BOARDS = {
-    "icebreaker": Board("icebreaker", _icebreaker, "ice40", "clk12", 12.0, 30.0, ("spikegrad",)),
+    # The iCE40UP5K (5280 LUT4, 30 EBR) needs narrower widths and the iterative divider.
+    "icebreaker": Board("icebreaker", _icebreaker, "ice40", "clk12", 12.0, 30.0, ("spikegrad",),
+                        config="icebreaker.json", softmax_divider="iterative"),
     "ulx3s-85f": Board("ulx3s-85f", _ulx3s_85f, "ecp5", "clk25", 25.0, 100.0, ("spikegrad", "exodus")),
 }
 

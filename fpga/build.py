@@ -33,6 +33,24 @@ class TimingError(RuntimeError):
     """The design does not meet the configured clock."""
 
 
+def spikegrad_system_factory(board_name: str, cfg=None, *, baud: int = 115200):
+    """``clk_hz -> SpikeGradSystem`` for ``board_name``: the board's default
+    configuration when ``cfg`` is None, and the board's softmax divider."""
+    from rtl.host.top import SpikeGradSystem
+    from rtl.spikegrad import SpikeGradCore
+    from rtl.spikegrad.softmax_error import SoftmaxError
+
+    board = BOARDS[board_name]
+    if cfg is None:
+        cfg = board.load_config()
+    divider = board.softmax_divider
+
+    def core(c):
+        return SpikeGradCore(c, softmax=lambda c2: SoftmaxError(c2, divider=divider))
+
+    return lambda hz: SpikeGradSystem(cfg, clk_freq=hz, baud=baud, core=core)
+
+
 def _tool_env(family: str) -> dict:
     env = dict(TOOLS[family])
     bindir = Path(os.sys.executable).parent

@@ -73,13 +73,14 @@ def cmd_verilog(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from fpga.build import TimingError, build_board, format_summary
-    from rtl.host.top import SpikeGradSystem
+    from fpga.boards import BOARDS
+    from fpga.build import TimingError, build_board, format_summary, spikegrad_system_factory
 
-    cfg = _load_config(args.config)
+    # Without --config the board's own default (fpga/configs/) is used.
+    cfg = SpikeGradConfig.load(args.config) if args.config else BOARDS[args.board].load_config()
     out = Path(args.out or f"build/fpga/{args.board}")
     try:
-        summary = build_board(args.board, lambda hz: SpikeGradSystem(cfg, clk_freq=hz, baud=args.baud), out,
+        summary = build_board(args.board, spikegrad_system_factory(args.board, cfg, baud=args.baud), out,
                               mhz=args.mhz)
     except TimingError as e:
         print(f"spikecore: error: {e}", file=sys.stderr)
@@ -147,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="build an FPGA bitstream with the YoWASP tools")
     b.add_argument("--board", required=True, choices=["icebreaker", "ulx3s-85f"])
-    b.add_argument("--config", help="configuration JSON (default: the built-in 64-32-10)")
+    b.add_argument("--config", help="configuration JSON (default: the board's, fpga/configs/BOARD.json, "
+                                    "or the built-in 64-32-10)")
     b.add_argument("--mhz", type=float, help="core clock (default: 30 on iCEBreaker, 100 on ULX3S)")
     b.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
     b.add_argument("--out", help="build folder (default build/fpga/BOARD)")

@@ -117,13 +117,13 @@ def random_cases(cfg, count, seed):
 
 # -- Amaranth simulation ------------------------------------------------------
 
-def simulate(cfg, cases, *, seed=0, stalls=False):
+def simulate(cfg, cases, *, seed=0, stalls=False, divider="pipelined"):
     """Run ``cases`` through the unit; return (``U`` per case, latency per case).
 
     With ``stalls`` the source leaves random gaps and ``u.ready`` drops at random.
     The sink checks class order, ``last`` and that a stalled beat holds.
     """
-    dut = SoftmaxError(cfg)
+    dut = SoftmaxError(cfg, divider=divider)
     c = cfg.num_classes
     rng = random.Random(seed)
     last_in, last_out, outputs = [], [], []
@@ -200,6 +200,19 @@ def test_random_with_stalls(name):
     cases = fixed_cases(cfg)[::5] + random_cases(cfg, 60, seed=zlib.crc32(name.encode()))
     latencies = check(cfg, cases, seed=1, stalls=True)
     assert min(latencies) >= softmax_error_latency(cfg)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_iterative_divider(name):
+    """The one-stage divider (small FPGAs): same U, ``C * (prob_bits + 5) + 1`` cycles without stalls."""
+    cfg = CONFIGS[name]
+    latencies = check(cfg, fixed_cases(cfg)[::3], divider="iterative")
+    assert set(latencies) == {softmax_error_latency(cfg, "iterative")}
+    assert latencies[0] == cfg.num_classes * (cfg.prob_bits + 5) + 1
+    cases = random_cases(cfg, 30, seed=zlib.crc32(name.encode()) + 1)
+    assert min(check(cfg, cases, seed=2, stalls=True, divider="iterative")) >= latencies[0]
+    with pytest.raises(ValueError, match="divider"):
+        SoftmaxError(cfg, divider="radix4")
 
 
 @st.composite

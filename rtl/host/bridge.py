@@ -128,15 +128,19 @@ class HostBridge(wiring.Component):
         with m.If(urx.framing_error):
             m.d.sync += rx_framing.eq(1)
 
+        # The buffers have synchronous read ports (block RAM on FPGAs; asynchronous
+        # reads would become flip-flops and wide multiplexers on an iCE40). Each is
+        # addressed with the *next* value of its index register (``pos_n``, ``j_n``,
+        # ``pidx_n``), so its data belongs to the index register's current value.
         m.submodules.buf = buf = memory.Memory(shape=8, depth=mp, init=[])
         buf_w = buf.write_port()
-        buf_r = buf.read_port(domain="comb")
-        m.submodules.counts = cmem = memory.Memory(shape=signed(8 * cb), depth=n_in, init=[])
+        buf_r = buf.read_port()
+        m.submodules.counts = cmem = memory.Memory(shape=signed(8 * cb), depth=max(2, n_in), init=[])
         cnt_w = cmem.write_port()
-        cnt_r = cmem.read_port(domain="comb")
+        cnt_r = cmem.read_port()
         idp = identify_payload(cfg, fmt)
         m.submodules.id_rom = rom = memory.Memory(shape=8, depth=len(idp), init=list(idp))
-        rom_r = rom.read_port(domain="comb")
+        rom_r = rom.read_port()
 
         cmd_r = Signal(8)
         len_r = Signal(8)
@@ -168,7 +172,16 @@ class HostBridge(wiring.Component):
         plen = Signal(8)
         hidx = Signal(2)
         pidx = Signal(8)
-        snapshot = Signal(8 * STATUS_LEN)
+        pidx_n = Signal(8)
+        m.d.comb += pidx_n.eq(pidx)
+        m.d.sync += pidx.eq(pidx_n)
+        m.d.comb += rom_r.addr.eq(pidx_n)
+        # READ_STATUS snapshots the flag bytes and the frame counters; the core's
+        # counters are sent live (they only change while the core runs, and it is
+        # idle while a response is sent), which saves a 224-bit copy on small FPGAs.
+        snapshot = Signal(16 + 2 * COUNTER_BITS)
+        status_bytes = Cat(snapshot[:16], self.counters.as_value(), snapshot[16:])
+        assert len(status_bytes) == 8 * STATUS_LEN
         error_shift = Signal.like(self.error_shift)
         m.d.comb += self.error_shift.eq(error_shift)
         frames_ok = Signal(COUNTER_BITS)
@@ -187,6 +200,9 @@ class HostBridge(wiring.Component):
         # ------------------------------------------------------ walk / read / run state
         commit = Signal()
         pos = Signal(8)
+        pos_n = Signal(8)
+        m.d.comb += pos_n.eq(pos)
+        m.d.sync += pos.eq(pos_n)
         widx = Signal(16)
         kbyte = Signal(range(8))
         sh = Signal(8 * max(wb, vb, cb))
@@ -203,13 +219,16 @@ class HostBridge(wiring.Component):
         walk_limit = Mux(is_w, w_limit, n_in)
         walk_base = Mux(is_w, WRITE_HEADER, SAMPLE_HEADER)
         walk_last_byte = Mux(is_w, kbyte == wb - 1, kbyte == cb - 1)
-        m.d.comb += buf_r.addr.eq(pos)
+        m.d.comb += buf_r.addr.eq(pos_n)
 
         rnd = Signal(range(cfg.input_max + 2))
         j = Signal(range(n_in))
+        j_n = Signal(range(n_in))
+        m.d.comb += j_n.eq(j)
+        m.d.sync += j.eq(j_n)
         any_r = Signal()
         h_valid, h_idx, h_neg = Signal(), Signal(range(n_in)), Signal()
-        m.d.comb += cnt_r.addr.eq(j)
+        m.d.comb += cnt_r.addr.eq(j_n)
         c = cnt_r.data
         mag = Mux(c < 0, -c, c)
         cand = mag >= rnd
@@ -219,7 +238,8 @@ class HostBridge(wiring.Component):
         rst_wait = Signal(2)
 
         def respond(status, length=0):
-            m.d.sync += [status_r.eq(status), plen.eq(length), hidx.eq(0), pidx.eq(0)]
+            m.d.sync += [status_r.eq(status), plen.eq(length), hidx.eq(0)]
+            m.d.comb += pidx_n.eq(0)
             m.next = "HDR"
 
         def send(value):
@@ -305,13 +325,15 @@ class HostBridge(wiring.Component):
                         with m.If(~target_ok | (f_start >= w_limit)):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
-                            m.d.sync += [pos.eq(WRITE_HEADER), widx.eq(f_start)]
+                            m.d.sync += widx.eq(f_start)
+                            m.d.comb += pos_n.eq(WRITE_HEADER)
                             m.next = "WALK"
                     with m.Case(Cmd.LOAD_SAMPLE):
                         with m.If(f_sstart >= n_in):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
-                            m.d.sync += [pos.eq(SAMPLE_HEADER), widx.eq(f_sstart)]
+                            m.d.sync += widx.eq(f_sstart)
+                            m.d.comb += pos_n.eq(SAMPLE_HEADER)
                             m.next = "WALK"
                     with m.Case(Cmd.READ_WEIGHTS):
                         with m.If(~target_ok | (f_count == 0) | (f_count > fmt.max_read) |
@@ -330,7 +352,7 @@ class HostBridge(wiring.Component):
                         with m.If(f_reg != Reg.ERROR_SHIFT):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
-                            m.d.sync += snapshot.eq(error_shift)
+                            m.d.sync += snapshot.eq(error_shift)   # bytes 0..REG_BYTES-1, rest zero
                             respond(Status.OK, REG_BYTES)
                     with m.Case(Cmd.INFER):
                         m.next = "RUN_CMD"
@@ -342,8 +364,7 @@ class HostBridge(wiring.Component):
                     with m.Case(Cmd.READ_STATUS):
                         flags = Cat(*(getattr(self.flags, k) for k in CORE_FLAGS))
                         m.d.sync += snapshot.eq(Cat(flags, Const(0, 8 - len(CORE_FLAGS)), rx_framing,
-                                                    rx_overflow, Const(0, 6), self.counters.as_value(),
-                                                    frames_ok, frames_err))
+                                                    rx_overflow, Const(0, 6), frames_ok, frames_err))
                         respond(Status.OK, STATUS_LEN)
                     with m.Case(Cmd.CLEAR_FLAGS):
                         m.d.comb += self.clear_flags.eq(1)
@@ -359,10 +380,12 @@ class HostBridge(wiring.Component):
                     with m.If(commit):
                         respond(Status.OK)
                     with m.Else():
-                        m.d.sync += [commit.eq(1), pos.eq(walk_base), kbyte.eq(0),
+                        m.d.comb += pos_n.eq(walk_base)
+                        m.d.sync += [commit.eq(1), kbyte.eq(0),
                                      widx.eq(Mux(is_w, f_start, f_sstart))]
                 with m.Else():
-                    m.d.sync += [pos.eq(pos + 1), acc_w.eq(acc_w_next), acc_c.eq(acc_c_next),
+                    m.d.comb += pos_n.eq(pos + 1)
+                    m.d.sync += [acc_w.eq(acc_w_next), acc_c.eq(acc_c_next),
                                  kbyte.eq(Mux(walk_last_byte, 0, kbyte + 1))]
                     with m.If(walk_last_byte):
                         with m.If(~commit):
@@ -388,7 +411,8 @@ class HostBridge(wiring.Component):
                              self.cmd.payload.op.eq(Mux(cmd_r == Cmd.TRAIN, Op.TRAIN, Op.INFER)),
                              self.cmd.payload.label.eq(Mux(cmd_r == Cmd.TRAIN, f_label, 0))]
                 with m.If(self.cmd.ready):
-                    m.d.sync += [rnd.eq(1), j.eq(0), any_r.eq(0), h_valid.eq(0)]
+                    m.d.sync += [rnd.eq(1), any_r.eq(0), h_valid.eq(0)]
+                    m.d.comb += j_n.eq(0)
                     m.next = "EXPAND"
             with m.State("EXPAND"):
                 advance = Signal()
@@ -404,11 +428,13 @@ class HostBridge(wiring.Component):
                     m.d.comb += advance.eq(1)
                 with m.If(advance):
                     with m.If(j == n_in - 1):
-                        m.d.sync += [j.eq(0), rnd.eq(rnd + 1), any_r.eq(0)]
+                        m.d.sync += [rnd.eq(rnd + 1), any_r.eq(0)]
+                        m.d.comb += j_n.eq(0)
                         with m.If(~(any_r | cand)):
                             m.next = "EXPAND_LAST"
                     with m.Else():
-                        m.d.sync += [j.eq(j + 1), any_r.eq(any_r | cand)]
+                        m.d.sync += any_r.eq(any_r | cand)
+                        m.d.comb += j_n.eq(j + 1)
             with m.State("EXPAND_LAST"):
                 sp = self.spikes.payload
                 m.d.comb += [self.spikes.valid.eq(1), sp.index.eq(Mux(h_valid, h_idx, 0)),
@@ -474,10 +500,12 @@ class HostBridge(wiring.Component):
                         with m.Else():
                             m.next = "STATIC"
             with m.State("STATIC"):
-                m.d.comb += [crc_on.eq(1), rom_r.addr.eq(pidx)]
-                send(Mux(cmd_r == Cmd.IDENTIFY, rom_r.data, snapshot.word_select(pidx, 8)))
+                m.d.comb += crc_on.eq(1)
+                reg_bytes = snapshot[:8 * REG_BYTES]   # REG_BYTES == 4: pidx[:2] selects the byte
+                send(Mux(cmd_r == Cmd.IDENTIFY, rom_r.data,
+                         Mux(cmd_r == Cmd.READ_REG, reg_bytes.word_select(pidx[:2], 8), status_bytes.word_select(pidx, 8))))
                 with m.If(tx_fire):
-                    m.d.sync += pidx.eq(pidx + 1)
+                    m.d.comb += pidx_n.eq(pidx + 1)
                     with m.If(pidx == plen - 1):
                         m.next = "TCRC1"
             with m.State("RD_REQ"):

@@ -5,7 +5,7 @@ See ``docs/spikegrad_core.md`` for the pipeline and the schedule.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -61,9 +61,23 @@ def sat_flags_layout() -> data.StructLayout:
 
 
 def saturate(value, bits: int):
-    """``(clamped, saturated)`` of a Value to a ``bits``-wide signed range."""
+    """``(clamped, saturated)`` of a Value to a ``bits``-wide signed range.
+
+    A signed value is in range iff its bits ``bits-1 .. top`` are all equal, so
+    the test is a few LUTs rather than two carry-chain comparisons (the same
+    result as ``value > hi`` / ``value < lo``; small FPGAs care).
+    """
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    over, under = value > hi, value < lo
+    value = Value.cast(value)
+    n = len(value)
+    if value.shape().signed and n > bits:
+        top = value[bits - 1:]
+        out = ~((top == 0) | (top == (1 << len(top)) - 1))
+        over, under = out & ~value[n - 1], out & value[n - 1]
+    elif value.shape().signed:
+        over = under = Const(0)
+    else:
+        over, under = value > hi, value < lo
     return Mux(over, hi, Mux(under, lo, value)), over | under
 
 

@@ -36,9 +36,15 @@ def error_shift_bits(cfg: SpikeGradConfig) -> int:
     return max(1, (cfg.error_bits - 2).bit_length())
 
 
-def softmax_error_latency(cfg: SpikeGradConfig) -> int:
+DIVIDERS = ("pipelined", "iterative")
+
+
+def softmax_error_latency(cfg: SpikeGradConfig, divider: str = "pipelined") -> int:
     """Cycles from the last ``v`` transfer to the last ``u`` transfer without back-pressure:
-    ``2 * num_classes + prob_bits + 3`` (see :class:`SoftmaxError`)."""
+    ``2 * num_classes + prob_bits + 3`` with the pipelined divider,
+    ``num_classes * (prob_bits + 5) + 1`` with the iterative one (see :class:`SoftmaxError`)."""
+    if divider == "iterative":
+        return cfg.num_classes * (cfg.prob_bits + 5) + 1
     return 2 * cfg.num_classes + cfg.prob_bits + 3
 
 
@@ -62,10 +68,17 @@ class SoftmaxError(wiring.Component):
     ``= 2*C + prob_bits + 3``. Back-pressure on ``u`` stalls the division
     pass as a whole; the unit takes the next sample after the last ``u`` beat.
 
+    With ``divider="iterative"`` the division pass uses one shift-subtract
+    stage for ``prob_bits + 1`` cycles per class instead of ``prob_bits + 1``
+    pipeline stages (same results, about ten times less logic; the division
+    pass then takes ``C * (prob_bits + 4)`` cycles: see :func:`softmax_error_latency`).
+    Board tops with little logic (iCE40UP5K) use it.
+
     Parameters
     ----------
     cfg : SpikeGradConfig
         Widths, LUT and number of classes.
+    divider : ``"pipelined"`` (default) or ``"iterative"``.
 
     Members
     -------
@@ -82,10 +95,13 @@ class SoftmaxError(wiring.Component):
         High from the first ``v`` beat until the last ``u`` beat has transferred.
     """
 
-    def __init__(self, cfg: SpikeGradConfig):
+    def __init__(self, cfg: SpikeGradConfig, *, divider: str = "pipelined"):
         if not isinstance(cfg, SpikeGradConfig):
             raise TypeError(f"cfg must be a SpikeGradConfig, not {cfg!r}")
+        if divider not in DIVIDERS:
+            raise ValueError(f"divider must be one of {DIVIDERS}, not {divider!r}")
         self._cfg = cfg
+        self._divider = divider
         super().__init__({
             "v": In(stream.Signature(signed(cfg.membrane_bits))),
             "label": In(unsigned(index_bits(cfg.num_classes))),
@@ -101,12 +117,17 @@ class SoftmaxError(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the last ``v`` transfer to the last ``u`` transfer without back-pressure."""
-        return softmax_error_latency(self._cfg)
+        return softmax_error_latency(self._cfg, self._divider)
+
+    @property
+    def divider(self) -> str:
+        return self._divider
 
     def elaborate(self, platform):
         cfg = self._cfg
         n_classes, prob_bits, exp_bits = cfg.num_classes, cfg.prob_bits, cfg.exp_bits
         sum_bits, lut_size = cfg.exp_sum_bits, cfg.exp_lut_size
+        iterative = self._divider == "iterative"
         m = Module()
 
         # V store, exponential ROM (LUT[0] == 2**exp_bits needs exp_bits + 1 bits) and e store.
@@ -136,9 +157,10 @@ class SoftmaxError(wiring.Component):
         # Division pass, e-store read stage.
         feed_valid = Signal()
         feed_index = Signal(range(n_classes))
-        m.d.comb += [e_rd.addr.eq(count), e_rd.en.eq(adv)]
-        with m.If(adv):
-            m.d.sync += feed_valid.eq(0)
+        if not iterative:
+            m.d.comb += [e_rd.addr.eq(count), e_rd.en.eq(adv)]
+            with m.If(adv):
+                m.d.sync += feed_valid.eq(0)
 
         def next_class(then):
             # count walks the classes; after the last one the FSM moves on.
@@ -178,12 +200,68 @@ class SoftmaxError(wiring.Component):
                 next_class("DIV")
             with m.State("DIV"):
                 # e_rd.data is e[feed_index] while feed_valid.
-                with m.If(adv & (count < n_classes)):
-                    m.d.sync += [feed_valid.eq(1), feed_index.eq(count), count.eq(count + 1)]
+                if not iterative:
+                    with m.If(adv & (count < n_classes)):
+                        m.d.sync += [feed_valid.eq(1), feed_index.eq(count), count.eq(count + 1)]
                 with m.If(last_out):
                     m.d.sync += count.eq(0)
                     m.next = "LOAD"
         m.d.comb += self.busy.eq(~fsm.ongoing("LOAD") | (count != 0))
+
+        def output_stage(quot, index):
+            """Subtract the one-hot label, scale by 2**(error_shift - prob_bits), round; register into ``u``."""
+            err = Signal(signed(prob_bits + 2))
+            negative = Signal()
+            magnitude = Signal(prob_bits + 1)
+            scaled = Signal(unsigned(prob_bits + 1 + (1 << len(self.error_shift)) - 1))
+            rounded = Signal(cfg.error_bits - 1)
+            value = Signal(signed(cfg.error_bits))
+            m.d.comb += [
+                err.eq(quot - Mux(index == self.label, 1 << prob_bits, 0)),
+                negative.eq(err < 0),
+                magnitude.eq(Mux(negative, -err, err)),
+                scaled.eq(magnitude << self.error_shift),
+                rounded.eq((scaled + (1 << (prob_bits - 1))) >> prob_bits),
+                value.eq(Mux(negative, -rounded, rounded)),
+            ]
+            return [self.u.payload.index.eq(index), self.u.payload.value.eq(value),
+                    self.u.payload.last.eq(index == n_classes - 1)]
+
+        if iterative:
+            # One shift-subtract stage reused prob_bits + 1 times per class:
+            # FETCH (address e[count]) -> LOAD_E -> prob_bits + 1 STEP cycles -> OUT (u valid).
+            it_rem = Signal(sum_bits)
+            it_quot = Signal(prob_bits + 1)
+            it_step = Signal(range(prob_bits + 1))
+            trial = Signal(sum_bits + 1)
+            m.d.comb += trial.eq(Mux(it_step == 0, it_rem, Cat(0, it_rem)))
+            fits = trial >= total
+            quot_next = Cat(fits, it_quot[:prob_bits])
+            m.d.comb += [e_rd.addr.eq(count), e_rd.en.eq(1)]
+            with m.FSM(name="idiv"):
+                with m.State("WAIT"):
+                    with m.If(fsm.ongoing("DIV")):
+                        m.next = "FETCH"
+                with m.State("FETCH"):
+                    m.next = "LOAD_E"
+                with m.State("LOAD_E"):
+                    m.d.sync += [it_rem.eq(e_rd.data), it_step.eq(0)]
+                    m.next = "STEP"
+                with m.State("STEP"):
+                    m.d.sync += [it_quot.eq(quot_next), it_rem.eq(Mux(fits, trial - total, trial)),
+                                 it_step.eq(it_step + 1)]
+                    with m.If(it_step == prob_bits):
+                        m.d.sync += [self.u.valid.eq(1), *output_stage(quot_next, count)]
+                        m.next = "OUT"
+                with m.State("OUT"):
+                    with m.If(self.u.ready):
+                        m.d.sync += self.u.valid.eq(0)
+                        with m.If(self.u.payload.last):
+                            m.next = "WAIT"
+                        with m.Else():
+                            m.d.sync += count.eq(count + 1)
+                            m.next = "FETCH"
+            return m
 
         # Restoring divider: stage j decides quotient bit prob_bits - j. The
         # remainder stays below ``total``; ``total`` is constant during the pass.
@@ -207,26 +285,8 @@ class SoftmaxError(wiring.Component):
                 rem = nrem
             valid, index, quot = nvalid, nindex, nquot
 
-        # Output stage: subtract the one-hot label, scale by 2**(error_shift - prob_bits), round.
-        err = Signal(signed(prob_bits + 2))
-        negative = Signal()
-        magnitude = Signal(prob_bits + 1)
-        scaled = Signal(unsigned(prob_bits + 1 + (1 << len(self.error_shift)) - 1))
-        rounded = Signal(cfg.error_bits - 1)
-        value = Signal(signed(cfg.error_bits))
-        m.d.comb += [
-            err.eq(quot - Mux(index == self.label, 1 << prob_bits, 0)),
-            negative.eq(err < 0),
-            magnitude.eq(Mux(negative, -err, err)),
-            scaled.eq(magnitude << self.error_shift),
-            rounded.eq((scaled + (1 << (prob_bits - 1))) >> prob_bits),
-            value.eq(Mux(negative, -rounded, rounded)),
-        ]
+        # Output stage.
+        out = output_stage(quot, index)
         with m.If(adv):
-            m.d.sync += [
-                self.u.valid.eq(valid),
-                self.u.payload.index.eq(index),
-                self.u.payload.value.eq(value),
-                self.u.payload.last.eq(index == n_classes - 1),
-            ]
+            m.d.sync += [self.u.valid.eq(valid), *out]
         return m
