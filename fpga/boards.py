@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
 from .pll import ecp5_pll, ice40_pll
@@ -77,7 +77,9 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        clk_out = Signal()
+        # The PLL drives the domain's clock net directly.
+        m.domains.sync = cd = ClockDomain("sync")
+        clk_out = cd.clk
         locked = Signal()
         p = self.pll
         if self.board.family == "ice40":
@@ -104,10 +106,10 @@ class BoardTop(Elaboratable):
                 i_RST=0, i_STDBY=0, i_CLKI=clkin, o_CLKOP=clk_out, i_CLKFB=clk_out,
                 i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
                 i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
-        m.domains.sync = ClockDomain("sync")
-        m.d.comb += ClockSignal("sync").eq(clk_out)
         m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
-        platform.add_clock_constraint(clk_out, self.achieved_mhz * 1e6)
+        # No add_clock_constraint(clk_out): synthesis renames the net and nextpnr
+        # would drop the constraint; build_board passes ``--freq`` (the target of
+        # every clock without a constraint, i.e. the PLL output) instead.
 
         design = self.design_factory(self.achieved_mhz * 1e6)
         m.submodules.design = design

@@ -111,7 +111,9 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
     # prepare + execute_local rather than build(): build() also insists on the
     # board's programmer being installed, which a bitstream build never uses.
     # The report path is relative: YoWASP tools see only the build directory.
-    plan = platform.prepare(top, name, nextpnr_opts="--report nextpnr_report.json --timing-allow-fail")
+    # --freq: the target of the PLL's output clock (see BoardTop).
+    plan = platform.prepare(top, name, nextpnr_opts=f"--report nextpnr_report.json --timing-allow-fail "
+                                                    f"--freq {top.achieved_mhz:.3f}")
     plan.execute_local(str(out))
     seconds = time.time() - t0
     report = json.loads(report_path.read_text())
