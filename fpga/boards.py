@@ -29,6 +29,7 @@ class Board:
     engines: tuple[str, ...]
     config: str | None = None        # default SpikeGradConfig, a file in fpga/configs/ (None: the built-in one)
     softmax_divider: str = "pipelined"   # SoftmaxError divider ("iterative": ~10x less logic, small FPGAs)
+    counter_bits: int = 32           # SpikeGradCore performance counter width (zero-extended on the wire)
 
     @property
     def config_path(self) -> Path | None:
@@ -58,7 +59,7 @@ def _ulx3s_85f():
 BOARDS = {
     # The iCE40UP5K (5280 LUT4, 30 EBR) needs narrower widths and the iterative divider.
     "icebreaker": Board("icebreaker", _icebreaker, "ice40", "clk12", 12.0, 30.0, ("spikegrad",),
-                        config="icebreaker.json", softmax_divider="iterative"),
+                        config="icebreaker.json", softmax_divider="iterative", counter_bits=24),
     "ulx3s-85f": Board("ulx3s-85f", _ulx3s_85f, "ecp5", "clk25", 25.0, 100.0, ("spikegrad", "exodus")),
 }
 

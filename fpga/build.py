@@ -35,7 +35,7 @@ class TimingError(RuntimeError):
 
 def spikegrad_system_factory(board_name: str, cfg=None, *, baud: int = 115200):
     """``clk_hz -> SpikeGradSystem`` for ``board_name``: the board's default
-    configuration when ``cfg`` is None, and the board's softmax divider."""
+    configuration when ``cfg`` is None, the board's softmax divider and counter width."""
     from rtl.host.top import SpikeGradSystem
     from rtl.spikegrad import SpikeGradCore
     from rtl.spikegrad.softmax_error import SoftmaxError
@@ -44,9 +44,10 @@ def spikegrad_system_factory(board_name: str, cfg=None, *, baud: int = 115200):
     if cfg is None:
         cfg = board.load_config()
     divider = board.softmax_divider
+    counter_bits = board.counter_bits
 
     def core(c):
-        return SpikeGradCore(c, softmax=lambda c2: SoftmaxError(c2, divider=divider))
+        return SpikeGradCore(c, softmax=lambda c2: SoftmaxError(c2, divider=divider), counter_bits=counter_bits)
 
     return lambda hz: SpikeGradSystem(cfg, clk_freq=hz, baud=baud, core=core)
 

@@ -6,6 +6,8 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import SpikeGradConfig
 
+from rtl.spikegrad.layouts import COUNTER_NAMES
+
 from .bridge import HostBridge
 
 __all__ = ["SpikeGradSystem", "DEFAULT_TIMEOUT_MS"]
@@ -73,7 +75,8 @@ class SpikeGradSystem(wiring.Component):
             core.error_shift.eq(br.error_shift),
             core.clear_flags.eq(br.clear_flags),
             br.flags.eq(core.flags),
-            br.counters.eq(core.counters),
+            # field by field: a core with narrower counters is zero-extended
+            *[getattr(br.counters, k).eq(getattr(core.counters, k)) for k in COUNTER_NAMES],
             br.core_busy.eq(core.busy),
             br.rx.eq(self.uart_rx),
             self.uart_tx.eq(br.tx),

@@ -10,10 +10,10 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import SpikeGradConfig
 
-from .banks import LaneBanks, WeightGeometry, addr_range, bits_for, ceil_div, fit, log2_exact
-from .engine import EngineOp, LayerEngine, entry_layout, saturate
-from .layouts import (Op, command_layout, counters_layout, flags_layout, index_bits, result_layout, spike_layout,
-                      weight_access_layout)
+from .banks import LaneBanks, WeightGeometry, addr_range, ceil_div, fit, log2_exact
+from .engine import EngineOp, LayerEngine, addsub, entry_layout, saturate
+from .layouts import (COUNTER_BITS, Op, command_layout, counters_layout, flags_layout, index_bits, result_layout,
+                      spike_layout, weight_access_layout)
 from .softmax_error import SoftmaxError, error_shift_bits
 from .update import WeightUpdateUnit
 
@@ -48,6 +48,8 @@ class SpikeGradCore(wiring.Component):
     cfg : SpikeGradConfig
     softmax : optional factory ``cfg -> component`` with the :class:`SoftmaxError`
         interface (tests may substitute a stand-in); default :class:`SoftmaxError`.
+    counter_bits : width of each performance counter (default ``COUNTER_BITS`` = 32; they wrap).
+        Small FPGAs use fewer; the host bridge zero-extends them to the wire format's 32 bits.
 
     Members
     -------
@@ -59,17 +61,19 @@ class SpikeGradCore(wiring.Component):
     weights_rdata : ``Out(stream.Signature(signed(weight_bits)))`` -- one beat per read.
     error_shift : ``In(unsigned(error_shift_bits(cfg)))`` -- run-time scale of U^L.
     flags : ``Out(flags_layout())`` sticky; ``clear_flags`` : ``In(1)`` strobe.
-    counters : ``Out(counters_layout())`` -- cleared when a command starts.
+    counters : ``Out(counters_layout(counter_bits))`` -- cleared when a command starts.
     busy : ``Out(1)``.
     """
 
-    def __init__(self, cfg: SpikeGradConfig, *, softmax=None):
+    def __init__(self, cfg: SpikeGradConfig, *, softmax=None, counter_bits: int = COUNTER_BITS):
         if not isinstance(cfg, SpikeGradConfig):
             raise TypeError(f"cfg must be a SpikeGradConfig, got {cfg!r}")
         if softmax is not None and not callable(softmax):
             raise TypeError(f"softmax must be a factory callable, got {softmax!r}")
+        counters = counters_layout(counter_bits)   # validates counter_bits
         self._cfg = cfg
         self._softmax = softmax
+        self._counter_bits = counter_bits
         super().__init__({
             "cmd": In(stream.Signature(command_layout(cfg))),
             "spikes": In(stream.Signature(spike_layout(cfg))),
@@ -79,7 +83,7 @@ class SpikeGradCore(wiring.Component):
             "error_shift": In(unsigned(error_shift_bits(cfg))),
             "flags": Out(flags_layout()),
             "clear_flags": In(1),
-            "counters": Out(counters_layout()),
+            "counters": Out(counters),
             "busy": Out(1),
         })
 
@@ -128,7 +132,7 @@ class SpikeGradCore(wiring.Component):
 
         flag_set = Signal(flags_layout())
         flags = Signal(flags_layout())
-        ctr = Signal(counters_layout())
+        ctr = Signal(counters_layout(self._counter_bits))
         m.d.comb += [self.flags.eq(flags), self.counters.eq(ctr)]
 
         # ---------------------------------------------------------- queues
@@ -287,7 +291,7 @@ class SpikeGradCore(wiring.Component):
         xnew = Signal(data.ArrayLayout(signed(cfg.trace_bits), P))
         m.d.comb += xnew.eq(xin_rp.data)
         xw = Array([xin_rp.data[p] for p in range(P)])[xp_lane] if lb else xin_rp.data[0]
-        xcl, xfl = saturate(Mux(xp_neg, xw - cfg.eta, xw + cfg.eta), cfg.trace_bits)
+        xcl, xfl = saturate(addsub(xw, cfg.eta, xp_neg), cfg.trace_bits)
         for p in range(P):
             with m.If(xp_lane == p if lb else 1):
                 m.d.comb += xnew[p].eq(xcl)
@@ -304,29 +308,30 @@ class SpikeGradCore(wiring.Component):
             m.d.sync += [xin_cbusy.eq(1), xin_ccnt.eq(0)]
 
         # ---------------------------------------------------------- top readout / softmax / result
-        vtop = [Signal(signed(cfg.membrane_bits), name=f"vtop{c}") for c in range(C)]
-        avtop = Array(vtop)
+        # V^L is read from the top engine's state memory (aux port, data one cycle later) both
+        # for the readout (best class, and V^L into the softmax unit when training) and for the
+        # result beats; V^L is not changed by the backward pass or the update.
         best_v = Signal(signed(cfg.membrane_bits))
         best_i = Signal(addr_range(C))
         rc = Signal(range(C + 1))
         rd_valid = Signal()
         rd_c = Signal(addr_range(C))
+        res_fetched = Signal()   # the top state word addressed by rc is on the read port
         top = eng[L - 1]
+        lanes_v = Array([top.state[p].v for p in range(P)])
+        val = Signal(signed(cfg.membrane_bits))
+        m.d.comb += val.eq(lanes_v[rd_c[:lb]] if lb else top.state[0].v)
         m.d.sync += rd_valid.eq(0)
         with m.If(rd_valid):
-            lanes_v = Array([top.state[p].v for p in range(P)])
-            val = lanes_v[rd_c[:lb]] if lb else top.state[0].v
-            m.d.sync += avtop[rd_c].eq(val)
             with m.If((rd_c == 0) | (val > best_v)):
                 m.d.sync += [best_v.eq(val), best_i.eq(rd_c)]
 
-        vc = Signal(range(C + 1))
-        m.d.comb += [sm.v.payload.eq(avtop[vc[:bits_for(C)] if C > 1 else 0]), sm.label.eq(label),
+        m.d.comb += [sm.v.payload.eq(val), sm.v.valid.eq(rd_valid & is_train), sm.label.eq(label),
                      sm.error_shift.eq(self.error_shift)]
         m.d.comb += [top.u.valid.eq(sm.u.valid), top.u.payload.eq(sm.u.payload.value), sm.u.ready.eq(top.u.ready)]
 
         rp_ = self.result.payload
-        m.d.comb += [rp_.index.eq(rc), rp_.value.eq(avtop[rc[:bits_for(C)] if C > 1 else 0]), rp_.prediction.eq(best_i),
+        m.d.comb += [rp_.index.eq(rc), rp_.value.eq(val), rp_.prediction.eq(best_i),
                      rp_.last.eq(rc == C - 1)]
 
         # ---------------------------------------------------------- control
@@ -387,7 +392,7 @@ class SpikeGradCore(wiring.Component):
                     m.d.comb += ro_addr.eq(rc >> lb)
                     m.d.sync += [rd_valid.eq(1), rd_c.eq(rc), rc.eq(rc + 1)]
                 with m.Elif(~rd_valid):
-                    m.d.sync += [rc.eq(0), vc.eq(0)]
+                    m.d.sync += [rc.eq(0), rd_c.eq(0), res_fetched.eq(0)]
                     with m.If(is_train):
                         m.next = "SOFTMAX"
                     with m.Else():
@@ -397,10 +402,7 @@ class SpikeGradCore(wiring.Component):
                 m.next = "BWD"
             with m.State("BWD"):
                 m.d.comb += [cnt_bwd.eq(1), ph_bwd.eq(1)]
-                m.d.comb += sm.v.valid.eq(vc < C)
-                with m.If(sm.v.valid & sm.v.ready):
-                    m.d.sync += vc.eq(vc + 1)
-                with m.If(all_idle & (vc == C) & ~sm.busy):
+                with m.If(all_idle & ~sm.busy):
                     m.next = f"BRES{L - 1}"
             for l in reversed(range(L)):
                 with m.State(f"BRES{l}"):
@@ -419,11 +421,13 @@ class SpikeGradCore(wiring.Component):
                     with m.If(~upd_busy):
                         m.next = f"UPD{l + 1}" if l + 1 < L else "RESULT"
             with m.State("RESULT"):
-                m.d.comb += self.result.valid.eq(1)
-                with m.If(self.result.ready):
-                    m.d.sync += rc.eq(rc + 1)
+                # rd_c follows rc; a beat is valid once its word has been read (one cycle).
+                m.d.comb += [ro_addr.eq(rc >> lb), self.result.valid.eq(res_fetched)]
+                m.d.sync += res_fetched.eq(1)
+                with m.If(self.result.valid & self.result.ready):
+                    m.d.sync += [rc.eq(rc + 1), rd_c.eq(rc + 1), res_fetched.eq(0)]
                     with m.If(rc == C - 1):
-                        m.d.sync += rc.eq(0)
+                        m.d.sync += [rc.eq(0), rd_c.eq(0)]
                         m.next = "IDLE"
 
         m.d.comb += self.busy.eq(~ph_idle)

@@ -15,7 +15,7 @@ from spikecore.config import SpikeGradConfig
 from .banks import WeightGeometry, addr_range, bits_for, ceil_div, fit, log2_exact, rotate_to_lanes
 
 __all__ = ["EngineOp", "LayerEngine", "entry_layout", "lane_layout", "spike_count_bits", "sat_flags_layout",
-           "saturate"]
+           "saturate", "addsub"]
 
 
 class EngineOp(enum.Enum, shape=3):
@@ -79,6 +79,25 @@ def saturate(value, bits: int):
     else:
         over, under = value > hi, value < lo
     return Mux(over, hi, Mux(under, lo, value)), over | under
+
+
+def addsub(a, b, sub):
+    """``a - b`` when ``sub`` else ``a + b`` (signed ``a``; ``b`` signed or an int) with one carry chain.
+
+    ``Mux(sub, a - b, a + b)`` synthesises to two adders and a multiplexer; here
+    ``a + (b ^ sub) + sub``, the carry-in entering through an extra low bit
+    (``Cat(sub, a) + Cat(sub, b')`` is ``2 (a + b' + sub)``). Same value; the
+    result is one bit wider than the wider operand.
+    """
+    a = Value.cast(a)
+    if isinstance(b, int):
+        return a + Mux(sub, -b, b)
+    b = Value.cast(b)
+    assert a.shape().signed and b.shape().signed
+    n = max(len(a), len(b)) + 1
+    ax = Cat(a, a[-1].replicate(n - len(a)))
+    bx = Cat(b, b[-1].replicate(n - len(b))) ^ sub.replicate(n)
+    return (Cat(sub, ax) + Cat(sub, bx))[1:n + 1].as_signed()
 
 
 class LayerEngine(wiring.Component):
@@ -303,12 +322,12 @@ class LayerEngine(wiring.Component):
             m.d.comb += n.eq(o)
             vs = Signal(signed(mb), name=f"vs{p}")
             vsat = Signal(name=f"vsat{p}")
-            vsum = Mux(s1_neg, o.v - w[p], o.v + w[p])
+            vsum = addsub(o.v, w[p], s1_neg)
             vcl, vfl = saturate(vsum, mb)
             m.d.comb += [vs.eq(vcl), vsat.eq(vfl)]
             us = Signal(signed(eb), name=f"us{p}")
             usat = Signal(name=f"usat{p}")
-            usum = Mux(s1_neg, o.u - w[p], o.u + w[p])
+            usum = addsub(o.u, w[p], s1_neg)
             ucl, ufl = saturate(usum, eb)
             m.d.comb += [us.eq(ucl), usat.eq(ufl)]
             # firing (forward): +1 / -1 spike on this lane
@@ -317,9 +336,9 @@ class LayerEngine(wiring.Component):
             zpos, zneg = Signal(name=f"zpos{p}"), Signal(name=f"zneg{p}")
             sp = Signal(name=f"sp{p}")   # S'
             m.d.comb += sp.eq(((o.v > 0) | (o.x > 0)) if relu else 1)
-            xcl, xfl = saturate(Mux(fneg, o.x - eta, o.x + eta), tb)
-            scl, _ = saturate(Mux(fneg, o.s - 1, o.s + 1), sb)
-            ecl, efl = saturate(Mux(zneg, o.e - 1, o.e + 1), cb)
+            xcl, xfl = saturate(addsub(o.x, eta, fneg), tb)
+            scl, _ = saturate(addsub(o.s, 1, fneg), sb)
+            ecl, efl = saturate(addsub(o.e, 1, zneg), cb)
             msat, esat, tsat, csat = (Signal(name=f"{n_}{p}") for n_ in ("msat", "esat", "tsat", "csat"))
             with m.If(s1_valid):
                 with m.Switch(s1_kind):
@@ -426,8 +445,8 @@ class LayerEngine(wiring.Component):
                     zp, zn = cu >= th_b, cu <= -th_b
                     with m.If(zp | zn):
                         with m.If(te_room):
-                            m.d.sync += cu.eq(Mux(zn, cu + th_b, cu - th_b))
-                            ecl2, efl2 = saturate(Mux(zn, ce - 1, ce + 1), cb)
+                            m.d.sync += cu.eq(addsub(cu, th_b, ~zn))
+                            ecl2, efl2 = saturate(addsub(ce, 1, zn), cb)
                             m.d.sync += ce.eq(ecl2)
                             m.d.comb += te_c.eq(efl2)
                             if cfg.num_layers > 1:

@@ -81,8 +81,13 @@ def flags_layout() -> data.StructLayout:
     })
 
 
-def counters_layout() -> data.StructLayout:
-    """Per-command performance counters (cleared when a command starts)."""
-    return data.StructLayout({name: unsigned(COUNTER_BITS) for name in (
-        "cycles", "forward_ops", "backward_ops", "update_ops",
-        "forward_cycles", "backward_cycles", "update_cycles")})
+COUNTER_NAMES = ("cycles", "forward_ops", "backward_ops", "update_ops",
+                 "forward_cycles", "backward_cycles", "update_cycles")
+
+
+def counters_layout(bits: int = COUNTER_BITS) -> data.StructLayout:
+    """Per-command performance counters (cleared when a command starts), ``bits`` wide each
+    (they wrap; the wire format carries ``COUNTER_BITS``, a narrower counter is zero-extended)."""
+    if not isinstance(bits, int) or not 1 <= bits <= COUNTER_BITS:
+        raise ValueError(f"counter bits must be an int in [1, {COUNTER_BITS}], got {bits!r}")
+    return data.StructLayout({name: unsigned(bits) for name in COUNTER_NAMES})

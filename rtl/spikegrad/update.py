@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from spikecore.config import SpikeGradConfig
 
 from .banks import WeightGeometry, addr_range, bits_for, ceil_div, fit, log2_exact, rotate_to_banks, rotate_to_lanes
+from .engine import addsub
 
 __all__ = ["WeightUpdateUnit"]
 
@@ -148,7 +149,7 @@ class WeightUpdateUnit(wiring.Component):
                 res = []
                 for p in range(P):
                     base = Mux(first, wl[p], acc[p])
-                    s = Mux(e_pos, base - self.x_data[p], base + self.x_data[p])
+                    s = addsub(base, self.x_data[p], e_pos)
                     c, f = _clamp(s, cfg.weight_limit)
                     r = Signal(signed(cfg.weight_bits), name=f"res{p}")
                     m.d.comb += r.eq(c)
@@ -156,7 +157,7 @@ class WeightUpdateUnit(wiring.Component):
                     res.append(r)
                     clamps.append(f)
                 bbase = Mux(first, Array([self.b_rdata[p] for p in range(P)])[q], bacc)
-                bs = Mux(e_pos, bbase - cfg.eta, bbase + cfg.eta)
+                bs = addsub(bbase, cfg.eta, e_pos)
                 bc, bf = _clamp(bs, cfg.bias_limit)
                 bres = Signal(signed(cfg.weight_bits))
                 m.d.comb += bres.eq(bc)
