@@ -10,6 +10,20 @@ from rtl.spikegrad.layouts import Op
 FLAG_NAMES = ("membrane_saturated", "error_saturated", "trace_saturated", "count_saturated", "weight_clamped")
 
 
+async def weight_access(ctx, dut, write, bias, layer, row, col, value=0):
+    """One transfer on the core's weight port; a read returns the answered value."""
+    ctx.set(dut.weights.payload, {"write": write, "bias": bias, "layer": layer, "row": row, "col": col,
+                                  "data": value})
+    ctx.set(dut.weights.valid, 1)
+    await ctx.tick().until(dut.weights.ready)
+    ctx.set(dut.weights.valid, 0)
+    if not write:
+        ctx.set(dut.weights_rdata.ready, 1)
+        (d,) = await ctx.tick().sample(dut.weights_rdata.payload).until(dut.weights_rdata.valid)
+        ctx.set(dut.weights_rdata.ready, 0)
+        return d
+
+
 def run_core(params, items, *, result_ready=None, readback=True, core=None):
     """Run ``items`` (``(events, label_or_None, error_shift)``) in order on one core.
 
@@ -23,17 +37,7 @@ def run_core(params, items, *, result_ready=None, readback=True, core=None):
     out = {"samples": [], "final": None}
 
     async def access(ctx, write, bias, layer, row, col, value=0):
-        ctx.set(dut.weights.payload, {"write": write, "bias": bias, "layer": layer, "row": row, "col": col,
-                                      "data": value})
-        ctx.set(dut.weights.valid, 1)
-        await ctx.tick().until(dut.weights.ready)
-        ctx.set(dut.weights.valid, 0)
-        if not write:
-            ctx.set(dut.weights_rdata.ready, 1)
-            v, d = await ctx.tick().sample(dut.weights_rdata.valid, dut.weights_rdata.payload).until(
-                dut.weights_rdata.valid)
-            ctx.set(dut.weights_rdata.ready, 0)
-            return d
+        return await weight_access(ctx, dut, write, bias, layer, row, col, value)
 
     async def tb(ctx):
         for l in range(L):

@@ -12,7 +12,7 @@ from golden.spikegrad.params import SpikeGradParams
 from golden.spikegrad.vectors import sequence_vectors
 from spikecore.config import SpikeGradConfig
 
-from rtl_spikegrad_harness import FLAG_NAMES, run_core
+from rtl_spikegrad_harness import FLAG_NAMES, run_core, weight_access
 
 
 def small_cfg(**kw):
@@ -125,16 +125,7 @@ def test_protocol_errors_weight_access_while_busy_and_out_of_range():
     seen = {}
 
     async def access(ctx, write, layer, row, col, value=0, bias=0):
-        ctx.set(dut.weights.payload, {"write": write, "bias": bias, "layer": layer, "row": row, "col": col,
-                                      "data": value})
-        ctx.set(dut.weights.valid, 1)
-        await ctx.tick().until(dut.weights.ready)
-        ctx.set(dut.weights.valid, 0)
-        if not write:
-            ctx.set(dut.weights_rdata.ready, 1)
-            (d,) = await ctx.tick().sample(dut.weights_rdata.payload).until(dut.weights_rdata.valid)
-            ctx.set(dut.weights_rdata.ready, 0)
-            return d
+        return await weight_access(ctx, dut, write, bias, layer, row, col, value)
 
     async def tb(ctx):
         await access(ctx, 1, 1, 2, 4, 17)

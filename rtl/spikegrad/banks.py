@@ -44,6 +44,15 @@ def bits_for(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
+def check_layer_args(cfg, layer) -> None:
+    """The parameter checks every per-layer block (engine, update unit) makes."""
+    from spikecore.config import SpikeGradConfig
+    if not isinstance(cfg, SpikeGradConfig):
+        raise TypeError(f"cfg must be a SpikeGradConfig, got {cfg!r}")
+    if not isinstance(layer, int) or not 0 <= layer < cfg.num_layers:
+        raise ValueError(f"layer must be in [0, {cfg.num_layers - 1}], got {layer!r}")
+
+
 def addr_range(n: int) -> range:
     """Shape of an index into ``n`` items that is never zero bits wide.
 

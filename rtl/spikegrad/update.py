@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import SpikeGradConfig
 
-from .banks import WeightGeometry, addr_range, bits_for, ceil_div, fit, log2_exact, rotate_to_banks, rotate_to_lanes
+from .banks import WeightGeometry, addr_range, check_layer_args, bits_for, ceil_div, fit, log2_exact, rotate_to_banks, rotate_to_lanes
 from .engine import addsub
 
 __all__ = ["WeightUpdateUnit"]
@@ -42,10 +42,7 @@ class WeightUpdateUnit(wiring.Component):
     """
 
     def __init__(self, cfg: SpikeGradConfig, layer: int):
-        if not isinstance(cfg, SpikeGradConfig):
-            raise TypeError(f"cfg must be a SpikeGradConfig, got {cfg!r}")
-        if not isinstance(layer, int) or not 0 <= layer < cfg.num_layers:
-            raise ValueError(f"layer must be in [0, {cfg.num_layers - 1}], got {layer!r}")
+        check_layer_args(cfg, layer)
         self._cfg, self._layer = cfg, layer
         P = cfg.lanes
         self._geo = geo = WeightGeometry(cfg, layer)
