@@ -106,7 +106,9 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
     out.mkdir(parents=True, exist_ok=True)
     platform = board.platform_factory()
     top = BoardTop(board, design_factory, mhz=mhz)
-    os.environ.update(_tool_env(board.family))
+    # The tool names go only to the build script: setting them in os.environ
+    # would also make Amaranth's own Verilog back end use that Yosys afterwards.
+    env = {**os.environ, **_tool_env(board.family)}
     t0 = time.time()
     report_path = (out / "nextpnr_report.json").resolve()
     # prepare + execute_local rather than build(): build() also insists on the
@@ -115,7 +117,7 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
     # --freq: the target of the PLL's output clock (see BoardTop).
     plan = platform.prepare(top, name, nextpnr_opts=f"--report nextpnr_report.json --timing-allow-fail "
                                                     f"--freq {top.achieved_mhz:.3f}")
-    plan.execute_local(str(out))
+    plan.execute_local(str(out), env=env)
     seconds = time.time() - t0
     report = json.loads(report_path.read_text())
     summary = parse_report(report, board.family, netlist=out / f"{name}.json")

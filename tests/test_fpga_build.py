@@ -20,7 +20,7 @@ class _FakePlan:
     def __init__(self, achieved):
         self.achieved = achieved
 
-    def execute_local(self, out):
+    def execute_local(self, out, *, env=None):
         out = Path(out)
         report = {"utilization": {"ICESTORM_LC": {"used": 100, "available": 5280},
                                   "ICESTORM_RAM": {"used": 1, "available": 30}},
