@@ -3,7 +3,8 @@ design's UART on the board's USB serial port.
 
 The design is any Elaboratable with ``uart_rx`` (In 1), ``uart_tx`` (Out 1) and
 optionally ``leds`` (Out n, shown on the board's LEDs); normally
-:class:`rtl.host.top.SpikeGradSystem`.
+:class:`rtl.host.top.SpikeGradSystem` (with the board's EXODUS network where the
+board lists the ``"exodus"`` engine).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Board:
     config: str | None = None        # default SpikeGradConfig, a file in fpga/configs/ (None: the built-in one)
     softmax_divider: str = "pipelined"   # SoftmaxError divider ("iterative": ~10x less logic, small FPGAs)
     counter_bits: int = 32           # SpikeGradCore performance counter width (zero-extended on the wire)
+    exodus_config: str | None = None  # the EXODUS network (an ExodusConfig file in fpga/configs/), with "exodus"
 
     @property
     def config_path(self) -> Path | None:
@@ -41,6 +43,13 @@ class Board:
         from spikecore.config import SpikeGradConfig
         p = self.config_path
         return SpikeGradConfig.load(p) if p else SpikeGradConfig()
+
+    def load_exodus_config(self):
+        """The board's :class:`~spikecore.config.ExodusConfig`, or None when it carries no EXODUS engine."""
+        from spikecore.config import ExodusConfig
+        if "exodus" not in self.engines:
+            return None
+        return ExodusConfig.load(CONFIG_DIR / self.exodus_config)
 
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -60,7 +69,9 @@ BOARDS = {
     # The iCE40UP5K (5280 LUT4, 30 EBR) needs narrower widths and the iterative divider.
     "icebreaker": Board("icebreaker", _icebreaker, "ice40", "clk12", 12.0, 30.0, ("spikegrad",),
                         config="icebreaker.json", softmax_divider="iterative", counter_bits=24),
-    "ulx3s-85f": Board("ulx3s-85f", _ulx3s_85f, "ecp5", "clk25", 25.0, 100.0, ("spikegrad", "exodus")),
+    # The ECP5-85F also carries the EXODUS fitting-task network (250 -> 25 LIF -> 1 LIF, T = 200).
+    "ulx3s-85f": Board("ulx3s-85f", _ulx3s_85f, "ecp5", "clk25", 25.0, 100.0, ("spikegrad", "exodus"),
+                       exodus_config="ulx3s_exodus.json"),
 }
 
 

@@ -33,9 +33,10 @@ class TimingError(RuntimeError):
     """The design does not meet the configured clock."""
 
 
-def spikegrad_system_factory(board_name: str, cfg=None, *, baud: int = 115200):
+def spikegrad_system_factory(board_name: str, cfg=None, *, baud: int = 115200, exodus="board"):
     """``clk_hz -> SpikeGradSystem`` for ``board_name``: the board's default
-    configuration when ``cfg`` is None, the board's softmax divider and counter width."""
+    configuration when ``cfg`` is None, the board's softmax divider and counter width, and
+    the board's EXODUS network (``exodus="board"``; None: SpikeGrad only; or an ExodusConfig)."""
     from rtl.host.top import SpikeGradSystem
     from rtl.spikegrad import SpikeGradCore
     from rtl.spikegrad.softmax_error import SoftmaxError
@@ -43,13 +44,15 @@ def spikegrad_system_factory(board_name: str, cfg=None, *, baud: int = 115200):
     board = BOARDS[board_name]
     if cfg is None:
         cfg = board.load_config()
+    if isinstance(exodus, str) and exodus == "board":
+        exodus = board.load_exodus_config()
     divider = board.softmax_divider
     counter_bits = board.counter_bits
 
     def core(c):
         return SpikeGradCore(c, softmax=lambda c2: SoftmaxError(c2, divider=divider), counter_bits=counter_bits)
 
-    return lambda hz: SpikeGradSystem(cfg, clk_freq=hz, baud=baud, core=core)
+    return lambda hz: SpikeGradSystem(cfg, clk_freq=hz, baud=baud, core=core, exodus=exodus)
 
 
 def _tool_env(family: str) -> dict:

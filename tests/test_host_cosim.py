@@ -254,7 +254,7 @@ def test_protocol_fuzz_10000_frames():
     print(f"\nfuzz: {FUZZ_FRAMES} units {dict(cats)}; responses {dict(statuses)}; {readbacks} readback frames; "
           f"{wall:.1f} s")
     assert sum(cats.values()) >= 10_000 and malformed_with_error == malformed > 4000
-    assert all(statuses[s.name] > 50 for s in Status)
+    assert all(statuses[s.name] > 50 for s in Status if s != Status.BUSY)   # BUSY: EXODUS only
 
 
 # ====================================================================== acceptance (reduced)

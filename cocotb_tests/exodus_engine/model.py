@@ -12,32 +12,8 @@ import torch
 from golden.exodus.fixedpoint import (backprop_fixed, build_tables, chi_scan_fixed, lif_forward_fixed,
                                       synaptic_current_fixed, weight_grad_fixed, weight_update_fixed)
 from spikecore.config import ExodusConfig
-
-
-def to_bits(value: int, bits: int) -> int:
-    return value & ((1 << bits) - 1)
-
-
-def from_bits(raw: int, bits: int) -> int:
-    raw &= (1 << bits) - 1
-    return raw - (1 << bits) if raw >> (bits - 1) & 1 else raw
-
-
-def pack_word(values, bits: int) -> int:
-    """Elements ``values`` (element 0 in the low bits), each ``bits`` wide two's complement."""
-    return sum(to_bits(int(v), bits) << (k * bits) for k, v in enumerate(values))
-
-
-def unpack_word(raw: int, bits: int, count: int) -> list[int]:
-    return [from_bits(raw >> (k * bits), bits) for k in range(count)]
-
-
-def spikes_to_word(row) -> int:
-    return sum(1 << k for k, v in enumerate(row) if int(v))
-
-
-def word_to_spikes(raw: int, count: int) -> list[int]:
-    return [raw >> k & 1 for k in range(count)]
+from spikecore.host.protocol import (from_bits, pack_word, spikes_to_word, to_bits, unpack_word,  # noqa: F401
+                                     word_to_spikes)
 
 
 class GoldenLayer:

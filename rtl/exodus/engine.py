@@ -18,14 +18,13 @@ The host reads and writes every memory through ``host``/``rdata`` while the engi
 
 from __future__ import annotations
 
-import enum
-
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikecore.config import ExodusConfig
+from spikecore.config.exodus import ExodusOp, ExodusTarget
 
 from .chi import COUNTER_BITS, ChiRecurrence, _check_int, index_bits, round_half_up_shift, saturating
 
@@ -33,23 +32,8 @@ __all__ = ["TemporalLayerEngine", "Op", "Target", "cmd_layout", "host_layout", "
            "host_data_bits"]
 
 
-class Op(enum.IntEnum):
-    FORWARD = 0
-    BACKWARD = 1
-    UPDATE = 2
-    CLEAR = 3
-
-
-class Target(enum.IntEnum):
-    """Memory a host access goes to, and the format of its ``data`` (low bits, two's complement)."""
-    W = 0      # element i*fan_in + j: weight_bits
-    ACC = 1    # element i*fan_in + j: acc_bits (read only)
-    X = 2      # word n: fan_in spike bits, bit j = x_j[n]
-    S = 3      # word n: fan_out spike bits (read only)
-    U = 4      # element n*fan_out + i: u_record_layout (read only)
-    G = 5      # word n: fan_out x grad_bits, neuron 0 in the low bits
-    LAM = 6    # element n*fan_out + i: grad_bits (read only)
-    GP = 7     # word n: fan_in x grad_bits (read only; only with backprop)
+#: The engine's commands and host-access targets (defined with the configuration: the host protocol uses them too).
+Op, Target = ExodusOp, ExodusTarget
 
 
 def cmd_layout(max_steps: int) -> data.StructLayout:
@@ -466,7 +450,7 @@ class TemporalLayerEngine(wiring.Component):
                 m.d.sync += self.syn_events.eq(self.syn_events + 1)
             with m.If(fwd_inc):
                 m.d.sync += self.fwd_steps.eq(self.fwd_steps + 1)
-        with m.If(chi.sat):
-            m.d.sync += self.flags.chi.eq(1)
+            with m.If(chi.sat):   # inside the guard: CLEAR clears the chi flag too
+                m.d.sync += self.flags.chi.eq(1)
         m.d.comb += [self.chi_sat_count.eq(chi.sat_count), self.bwd_steps.eq(chi.steps)]
         return m

@@ -17,10 +17,12 @@ from amaranth.lib.wiring import In, Out
 
 from rtl.spikegrad.layouts import (COUNTER_BITS, Op, command_layout, counters_layout, flags_layout,
                                    result_layout, spike_layout, weight_access_layout)
-from spikecore.config import SpikeGradConfig
-from spikecore.host.protocol import (CORE_FLAGS, READ_WEIGHTS_LEN, REG_BYTES, SAMPLE_HEADER, STATUS_LEN,
-                                     SYNC_REQUEST, SYNC_RESPONSE, WRITE_HEADER, Cmd, Kind, Reg, Status,
-                                     WireFormat, identify_payload)
+from spikecore.config import ExodusConfig, SpikeGradConfig
+from spikecore.config.exodus import ExodusOp
+from spikecore.host.protocol import (CORE_FLAGS, EX_ACCESS_HEADER, EX_FLAGS, EX_RUN_LEN, EX_STATUS_LEN, EX_STATUS_REQ_LEN,
+                                     MAX_LEN, READ_WEIGHTS_LEN, REG_BYTES, SAMPLE_HEADER, STATUS_LEN, SYNC_REQUEST,
+                                     SYNC_RESPONSE, WRITE_HEADER, Cmd, Kind, Reg, RunFlag, Status, WireFormat,
+                                     check_exodus_wire, exodus_backprop, exodus_targets, identify_payload)
 
 from .crc import CRC16
 from .uart import UARTRx, UARTTx, check_divisor
@@ -51,6 +53,31 @@ def bridge_signature(cfg: SpikeGradConfig) -> dict:
     return {("core_busy" if name == "busy" else name): member.flip() for name, member in core_ports(cfg).items()}
 
 
+def read_states(m, prefix, *, request, rdata, shift, k, nbytes, index, remaining, send, tx_fire, crc_on):
+    """FSM states ``{prefix}_REQ``, ``_WAIT``, ``_SEND`` that answer a read: request element ``index``
+    (``request()`` drives the request and returns its ``ready``), take it from the ``rdata`` stream into
+    ``shift``, send its ``nbytes`` bytes (LSB first, ``k`` counts them), then the next element until
+    ``remaining`` reaches 0, then the CRC (``TCRC1``)."""
+    with m.State(f"{prefix}_REQ"):
+        with m.If(request()):
+            m.next = f"{prefix}_WAIT"
+    with m.State(f"{prefix}_WAIT"):
+        m.d.comb += [rdata.ready.eq(1)]
+        with m.If(rdata.valid):
+            m.d.sync += [shift.eq(rdata.payload), k.eq(0)]
+            m.next = f"{prefix}_SEND"
+    with m.State(f"{prefix}_SEND"):
+        m.d.comb += crc_on.eq(1)
+        send(shift[:8])
+        with m.If(tx_fire):
+            m.d.sync += [shift.eq(shift >> 8), k.eq(k + 1)]
+            with m.If(k == nbytes - 1):
+                m.d.sync += [index.eq(index + 1), remaining.eq(remaining - 1)]
+                m.next = f"{prefix}_REQ"
+                with m.If(remaining == 1):
+                    m.next = "TCRC1"
+
+
 class HostBridge(wiring.Component):
     """UART framed-protocol bridge to a SpikeGradCore.
 
@@ -61,6 +88,8 @@ class HostBridge(wiring.Component):
     timeout_cycles : idle cycles inside a frame after which it is dropped.
     max_payload : request buffer in bytes (default :meth:`WireFormat.of`).
     rx_fifo_depth : bytes buffered between the receiver and the parser.
+    exodus : the :class:`ExodusConfig` of an attached :class:`rtl.exodus.network.ExodusNetwork`, or None
+        (then the EX_* commands are unknown and nothing of them is built).
 
     Members
     -------
@@ -70,10 +99,12 @@ class HostBridge(wiring.Component):
     flags, counters, core_busy : In, from the core.
     busy : Out(1), executing or answering a frame.  receiving : Out(1), inside a frame.
     error : Out(1), the last response was an error.
+    ex_access, ex_cmd : Out streams to the EXODUS network; ex_rdata : In stream; ex_busy, ex_status : In;
+        ex_status_layer : Out (only with ``exodus``; :func:`rtl.exodus.network.network_ports` flipped).
     """
 
     def __init__(self, cfg: SpikeGradConfig, *, divisor: int, timeout_cycles: int,
-                 max_payload: int | None = None, rx_fifo_depth: int = 64):
+                 max_payload: int | None = None, rx_fifo_depth: int = 64, exodus: ExodusConfig | None = None):
         if not isinstance(cfg, SpikeGradConfig):
             raise TypeError(f"cfg must be a SpikeGradConfig, not {cfg!r}")
         if isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int) or timeout_cycles < 16:
@@ -84,15 +115,27 @@ class HostBridge(wiring.Component):
         self._fmt = WireFormat.of(cfg, max_payload)
         self._rx_fifo_depth = rx_fifo_depth
         check_divisor(divisor)
+        ex_ports = {}
+        if exodus is not None:
+            if not isinstance(exodus, ExodusConfig):
+                raise TypeError(f"exodus must be an ExodusConfig or None, not {exodus!r}")
+            from rtl.exodus.network import network_ports
+            check_exodus_wire(exodus, self._fmt.max_payload)
+            ex_ports = {f"ex_{name}": member.flip() for name, member in network_ports(exodus).items()}
+        self._exodus = exodus
         super().__init__({
             "rx": In(1, init=1), "tx": Out(1, init=1),
             "busy": Out(1), "receiving": Out(1), "error": Out(1),
-            **bridge_signature(cfg),
+            **bridge_signature(cfg), **ex_ports,
         })
 
     @property
     def cfg(self) -> SpikeGradConfig:
         return self._cfg
+
+    @property
+    def exodus(self) -> ExodusConfig | None:
+        return self._exodus
 
     @property
     def wire_format(self) -> WireFormat:
@@ -138,7 +181,8 @@ class HostBridge(wiring.Component):
         m.submodules.counts = cmem = memory.Memory(shape=signed(8 * cb), depth=max(2, n_in), init=[])
         cnt_w = cmem.write_port()
         cnt_r = cmem.read_port()
-        idp = identify_payload(cfg, fmt)
+        ex = self._exodus
+        idp = identify_payload(cfg, fmt, ex)
         m.submodules.id_rom = rom = memory.Memory(shape=8, depth=len(idp), init=list(idp))
         rom_r = rom.read_port()
 
@@ -250,6 +294,12 @@ class HostBridge(wiring.Component):
             m.d.comb += [self.weights.valid.eq(1), p.write.eq(write), p.bias.eq(~kind_w), p.layer.eq(lidx),
                          p.row.eq(Mux(kind_w, f_row, widx)), p.col.eq(Mux(kind_w, widx, 0)), p.data.eq(data)]
 
+        if ex is not None:
+            exodus_fields, exodus_states = self._exodus_logic(m, hdr=hdr, cmd_r=cmd_r, len_r=len_r, pos=pos,
+                                                              pos_n=pos_n, buf_r=buf_r, remaining=remaining,
+                                                              respond=respond, send=send, tx_fire=tx_fire,
+                                                              crc_on=crc_on)
+
         with m.FSM() as fsm:
             # ============================================== receive
             with m.State("HUNT"):
@@ -293,6 +343,11 @@ class HostBridge(wiring.Component):
             exact = {Cmd.IDENTIFY: 0, Cmd.READ_WEIGHTS: READ_WEIGHTS_LEN, Cmd.WRITE_REG: 1 + REG_BYTES,
                      Cmd.READ_REG: 1, Cmd.INFER: 0, Cmd.TRAIN: 1, Cmd.READ_STATUS: 0, Cmd.CLEAR_FLAGS: 0,
                      Cmd.RESET: 0}
+            minimum = {}
+            if ex is not None:
+                exact.update({Cmd.EX_READ: EX_ACCESS_HEADER, Cmd.EX_RUN: EX_RUN_LEN,
+                              Cmd.EX_STATUS: EX_STATUS_REQ_LEN})
+                minimum[Cmd.EX_WRITE] = EX_ACCESS_HEADER
             with m.State("CHECK"):
                 with m.If(rcrc.crc != 0):
                     respond(Status.BAD_CRC)
@@ -310,6 +365,12 @@ class HostBridge(wiring.Component):
                                               (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb)):
                             with m.Case(cmd):
                                 with m.If((len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool()):
+                                    respond(Status.BAD_LENGTH)
+                                with m.Else():
+                                    m.next = "FIELDS"
+                        for cmd, n in minimum.items():
+                            with m.Case(cmd):
+                                with m.If(len_r < n):
                                     respond(Status.BAD_LENGTH)
                                 with m.Else():
                                     m.next = "FIELDS"
@@ -373,6 +434,8 @@ class HostBridge(wiring.Component):
                     with m.Case(Cmd.RESET):
                         m.d.sync += rst_wait.eq(3)
                         m.next = "RST_CMD"
+                    if ex is not None:
+                        exodus_fields()
 
             # ============================================== validate, then commit, a value list
             with m.State("WALK"):
@@ -466,6 +529,9 @@ class HostBridge(wiring.Component):
                         with m.If(last_beat):
                             m.next = "TCRC1"
 
+            if ex is not None:
+                exodus_states()
+
             # ============================================== reset the core
             with m.State("RST_CMD"):
                 m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.op.eq(Op.RESET)]
@@ -497,36 +563,31 @@ class HostBridge(wiring.Component):
                             m.next = "RD_REQ"
                         with m.Elif((cmd_r == Cmd.INFER) | (cmd_r == Cmd.TRAIN)):
                             m.next = "RES_WAIT"
+                        if ex is not None:
+                            with m.Elif(cmd_r == Cmd.EX_READ):
+                                m.next = "EX_RD_REQ"
                         with m.Else():
                             m.next = "STATIC"
             with m.State("STATIC"):
                 m.d.comb += crc_on.eq(1)
                 reg_bytes = snapshot[:8 * REG_BYTES]   # REG_BYTES == 4: pidx[:2] selects the byte
-                send(Mux(cmd_r == Cmd.IDENTIFY, rom_r.data,
-                         Mux(cmd_r == Cmd.READ_REG, reg_bytes.word_select(pidx[:2], 8), status_bytes.word_select(pidx, 8))))
+                static = Mux(cmd_r == Cmd.READ_REG, reg_bytes.word_select(pidx[:2], 8), status_bytes.word_select(pidx, 8))
+                if ex is not None:
+                    st = self.ex_status.as_value()
+                    nf = len(EX_FLAGS)
+                    st_bytes = Cat(st[:nf], Const(0, 8 - nf), st[nf:])
+                    assert len(st_bytes) == 8 * EX_STATUS_LEN
+                    static = Mux(cmd_r == Cmd.EX_STATUS, st_bytes.word_select(pidx, 8), static)
+                send(Mux(cmd_r == Cmd.IDENTIFY, rom_r.data, static))
                 with m.If(tx_fire):
                     m.d.comb += pidx_n.eq(pidx + 1)
                     with m.If(pidx == plen - 1):
                         m.next = "TCRC1"
-            with m.State("RD_REQ"):
+            def request_weight():
                 weight_access(0)
-                with m.If(self.weights.ready):
-                    m.next = "RD_WAIT"
-            with m.State("RD_WAIT"):
-                m.d.comb += [self.weights_rdata.ready.eq(1)]
-                with m.If(self.weights_rdata.valid):
-                    m.d.sync += [sh.eq(self.weights_rdata.payload), kbyte.eq(0)]
-                    m.next = "RD_SEND"
-            with m.State("RD_SEND"):
-                m.d.comb += crc_on.eq(1)
-                send(sh[:8])
-                with m.If(tx_fire):
-                    m.d.sync += [sh.eq(sh >> 8), kbyte.eq(kbyte + 1)]
-                    with m.If(kbyte == wb - 1):
-                        m.d.sync += [widx.eq(widx + 1), remaining.eq(remaining - 1)]
-                        m.next = "RD_REQ"
-                        with m.If(remaining == 1):
-                            m.next = "TCRC1"
+                return self.weights.ready
+            read_states(m, "RD", request=request_weight, rdata=self.weights_rdata, shift=sh, k=kbyte,
+                        nbytes=wb, index=widx, remaining=remaining, send=send, tx_fire=tx_fire, crc_on=crc_on)
             with m.State("TCRC1"):
                 send(tcrc.crc[8:])
                 with m.If(tx_fire):
@@ -539,3 +600,122 @@ class HostBridge(wiring.Component):
         m.d.comb += [self.receiving.eq(receiving),
                      self.busy.eq(~(fsm.ongoing("HUNT") | receiving) | utx.busy)]
         return m
+
+    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, buf_r, remaining, respond, send, tx_fire, crc_on):
+        """The EX_* commands: ``(fields, states)``, two callables that add the FIELDS cases and the
+        states inside the bridge's FSM (checks in the order of ``docs/protocol.md``)."""
+        ex = self._exodus
+        L = ex.num_layers
+        targets = list(exodus_targets(ex))
+        max_nb = max(f.nbytes for _, _, f in targets)
+        layer, tgt = hdr[0], hdr[1]
+        addr, count = Cat(hdr[2], hdr[3]), Cat(hdr[4], hdr[5])
+        op, steps, flags = hdr[1], Cat(hdr[2], hdr[3]), hdr[4]
+        layer_ok = layer < L
+        lidx = Mux(layer_ok, layer, 0)
+        busy_l = self.ex_busy.bit_select(lidx, 1)
+        is_write = cmd_r == Cmd.EX_WRITE
+        m.d.comb += self.ex_status_layer.eq(lidx)
+
+        # the addressed memory: found, writable, bytes per element, depth
+        t_ok, t_wr = Signal(), Signal()
+        t_nb, t_depth = Signal(range(max_nb + 1)), Signal(16)
+        with m.Switch(Cat(tgt, layer)):
+            for l, t, f in targets:
+                with m.Case(int(t) | l << 8):
+                    m.d.comb += [t_ok.eq(1), t_wr.eq(int(f.writable)), t_nb.eq(f.nbytes), t_depth.eq(f.depth)]
+
+        nb = Signal(range(max_nb + 1))
+        size = Signal(range(MAX_LEN + max_nb + 2))
+        left = Signal(16)
+        ea = Signal(16)
+        ek = Signal(range(max_nb))
+        exd = Signal(8 * max_nb)
+        fwd_seen = Signal(L)
+        wait = Signal(2)
+        acc = self.ex_access.payload
+        m.d.comb += [acc.layer.eq(lidx), acc.target.eq(tgt), acc.addr.eq(ea), acc.data.eq(exd)]
+
+        def fields():
+            with m.Case(Cmd.EX_WRITE, Cmd.EX_READ):
+                with m.If(~t_ok | (is_write & ~t_wr) | (count == 0) | (addr + count > t_depth)):
+                    respond(Status.OUT_OF_RANGE)
+                with m.Else():
+                    m.d.sync += [size.eq(0), left.eq(count), nb.eq(t_nb), ea.eq(addr)]
+                    m.next = "EX_SIZE"
+            with m.Case(Cmd.EX_RUN):
+                no_backprop = Const(sum(1 << l for l in range(L) if not exodus_backprop(l)), L)
+                bad = (~layer_ok | (op > max(ExodusOp)) | flags[len(RunFlag):].any() |
+                       ((flags & RunFlag.GRAD_PREV).bool() & no_backprop.bit_select(lidx, 1)) |
+                       ((op == ExodusOp.FORWARD) & ((steps == 0) | (steps > ex.max_steps))) |
+                       ((op == ExodusOp.BACKWARD) & ~fwd_seen.bit_select(lidx, 1)))
+                with m.If(bad):
+                    respond(Status.OUT_OF_RANGE)
+                with m.Elif(busy_l):
+                    respond(Status.BUSY)
+                with m.Else():
+                    m.next = "EX_CMD"
+            with m.Case(Cmd.EX_STATUS):
+                with m.If(~layer_ok):
+                    respond(Status.OUT_OF_RANGE)
+                with m.Else():
+                    respond(Status.OK, EX_STATUS_LEN)
+
+        def states():
+            with m.State("EX_SIZE"):     # size = count * bytes per element, by addition (stops past MAX_LEN)
+                with m.If(size > MAX_LEN):
+                    respond(Mux(is_write, Status.BAD_LENGTH, Status.OUT_OF_RANGE))
+                with m.Elif(left == 0):
+                    with m.If(is_write & (size + EX_ACCESS_HEADER != len_r)):
+                        respond(Status.BAD_LENGTH)
+                    with m.Elif(busy_l):
+                        respond(Status.BUSY)
+                    with m.Elif(is_write):
+                        m.d.comb += pos_n.eq(EX_ACCESS_HEADER)
+                        m.d.sync += [ek.eq(0), exd.eq(0)]
+                        m.next = "EX_WALK"
+                    with m.Else():
+                        m.d.sync += remaining.eq(count)
+                        respond(Status.OK, size[:8])
+                with m.Else():
+                    m.d.sync += [size.eq(size + nb), left.eq(left - 1)]
+            with m.State("EX_WALK"):     # assemble each element from its bytes, then write it
+                with m.If(pos == len_r):
+                    respond(Status.OK)
+                with m.Else():
+                    m.d.comb += pos_n.eq(pos + 1)
+                    m.d.sync += exd.word_select(ek, 8).eq(buf_r.data)
+                    m.d.sync += ek.eq(ek + 1)
+                    with m.If(ek == nb - 1):
+                        m.d.sync += ek.eq(0)
+                        m.next = "EX_PUSH"
+            with m.State("EX_PUSH"):
+                m.d.comb += [self.ex_access.valid.eq(1), acc.write.eq(1)]
+                with m.If(self.ex_access.ready):
+                    m.d.sync += ea.eq(ea + 1)
+                    m.next = "EX_WALK"
+            def request_element():
+                m.d.comb += self.ex_access.valid.eq(1)
+                return self.ex_access.ready
+            read_states(m, "EX_RD", request=request_element, rdata=self.ex_rdata, shift=exd, k=ek, nbytes=nb,
+                        index=ea, remaining=remaining, send=send, tx_fire=tx_fire, crc_on=crc_on)
+            with m.State("EX_CMD"):
+                c = self.ex_cmd.payload
+                m.d.comb += [self.ex_cmd.valid.eq(1), c.layer.eq(lidx), c.op.eq(op), c.steps.eq(steps),
+                             c.slayer.eq((flags & RunFlag.SLAYER).bool()),
+                             c.grad_prev.eq((flags & RunFlag.GRAD_PREV).bool())]
+                with m.If(self.ex_cmd.ready):
+                    with m.If(op == ExodusOp.FORWARD):
+                        m.d.sync += fwd_seen.eq(fwd_seen | (1 << lidx))
+                    with m.If((flags & RunFlag.NOWAIT).bool()):
+                        respond(Status.OK)
+                    with m.Else():
+                        m.d.sync += wait.eq(3)
+                        m.next = "EX_CMD_WAIT"
+            with m.State("EX_CMD_WAIT"):
+                with m.If(wait != 0):
+                    m.d.sync += wait.eq(wait - 1)
+                with m.Elif(~busy_l):
+                    respond(Status.OK)
+
+        return fields, states

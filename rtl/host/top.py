@@ -1,10 +1,11 @@
-"""SpikeGradSystem: HostBridge + SpikeGradCore behind two UART pins (what an FPGA top instantiates)."""
+"""SpikeGradSystem: HostBridge + SpikeGradCore (+ optionally an EXODUS network) behind two UART pins
+(what an FPGA top instantiates)."""
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikecore.config import SpikeGradConfig
+from spikecore.config import ExodusConfig, SpikeGradConfig
 
 from rtl.spikegrad.layouts import COUNTER_NAMES
 
@@ -25,12 +26,14 @@ class SpikeGradSystem(wiring.Component):
     timeout_ms : idle gap inside a frame that drops it; ``timeout_cycles`` overrides it.
     max_payload : the bridge's request buffer (default from the wire format).
     core : factory ``cfg -> component`` with the SpikeGradCore ports (default :class:`SpikeGradCore`).
+    exodus : an :class:`ExodusConfig`: also build an :class:`rtl.exodus.network.ExodusNetwork` of its
+        layers, reached through the bridge's EX_* commands; None (default): SpikeGrad only.
 
     Members
     -------
     uart_rx : In(1).  uart_tx : Out(1).
     leds : Out(4) -- 0: busy (executing or answering), 1: receiving a frame,
-        2: the last response was an error, 3: the core is busy.
+        2: the last response was an error, 3: the core or an EXODUS engine is busy.
     """
 
     uart_rx: In(1, init=1)
@@ -38,7 +41,8 @@ class SpikeGradSystem(wiring.Component):
     leds: Out(4)
 
     def __init__(self, cfg: SpikeGradConfig, *, clk_freq: float, baud: int, timeout_ms: float = DEFAULT_TIMEOUT_MS,
-                 timeout_cycles: int | None = None, max_payload: int | None = None, core=None):
+                 timeout_cycles: int | None = None, max_payload: int | None = None, core=None,
+                 exodus: ExodusConfig | None = None):
         if not isinstance(cfg, SpikeGradConfig):
             raise TypeError(f"cfg must be a SpikeGradConfig, not {cfg!r}")
         if not clk_freq > 0 or not baud > 0:
@@ -51,8 +55,13 @@ class SpikeGradSystem(wiring.Component):
         if core is None:
             from rtl.spikegrad import SpikeGradCore as core
         self._cfg = cfg
-        self._bridge = HostBridge(cfg, divisor=divisor, timeout_cycles=timeout_cycles, max_payload=max_payload)
+        self._bridge = HostBridge(cfg, divisor=divisor, timeout_cycles=timeout_cycles, max_payload=max_payload,
+                                  exodus=exodus)
         self._core = core(cfg)
+        self._exodus = None
+        if exodus is not None:
+            from rtl.exodus.network import ExodusNetwork
+            self._exodus = ExodusNetwork(exodus)
         super().__init__()
 
     @property
@@ -62,6 +71,11 @@ class SpikeGradSystem(wiring.Component):
     @property
     def bridge(self) -> HostBridge:
         return self._bridge
+
+    @property
+    def exodus(self):
+        """The :class:`~rtl.exodus.network.ExodusNetwork`, or None."""
+        return self._exodus
 
     def elaborate(self, platform):
         m = Module()
@@ -80,6 +94,15 @@ class SpikeGradSystem(wiring.Component):
             br.core_busy.eq(core.busy),
             br.rx.eq(self.uart_rx),
             self.uart_tx.eq(br.tx),
-            self.leds.eq(br.busy | (br.receiving << 1) | (br.error << 2) | (core.busy << 3)),
         ]
+        engines_busy = core.busy
+        if self._exodus is not None:
+            m.submodules.exodus = net = self._exodus
+            wiring.connect(m, br.ex_access, net.access)
+            wiring.connect(m, br.ex_cmd, net.cmd)
+            wiring.connect(m, net.rdata, br.ex_rdata)
+            m.d.comb += [br.ex_busy.eq(net.busy), net.status_layer.eq(br.ex_status_layer),
+                         br.ex_status.eq(net.status)]
+            engines_busy = core.busy | net.busy.any()
+        m.d.comb += self.leds.eq(br.busy | (br.receiving << 1) | (br.error << 2) | (engines_busy << 3))
         return m

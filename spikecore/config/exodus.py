@@ -34,6 +34,7 @@ Every product is followed by an arithmetic right shift with round-half-up
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -48,6 +49,24 @@ FORMAT_NAME = "spikecore-exodus-config"
 FORMAT_VERSION = 1
 
 
+class ExodusOp(enum.IntEnum):
+    """Commands of a temporal layer engine (``rtl.exodus.engine``; also their codes on the host protocol)."""
+    FORWARD = 0
+    BACKWARD = 1
+    UPDATE = 2
+    CLEAR = 3
+
+
+class ExodusTarget(enum.IntEnum):
+    """Memory of a temporal layer engine that a host access goes to (engine port and host protocol)."""
+    W = 0      # element i*fan_in + j: weight_bits
+    ACC = 1    # element i*fan_in + j: acc_bits (read only)
+    X = 2      # word n: fan_in spike bits, bit j = x_j[n]
+    S = 3      # word n: fan_out spike bits (read only)
+    U = 4      # element n*fan_out + i: u (u_bits) and the clamp mask bit above it (read only)
+    G = 5      # word n: fan_out x grad_bits, neuron 0 in the low bits
+    LAM = 6    # element n*fan_out + i: grad_bits (read only)
+    GP = 7     # word n: fan_in x grad_bits (read only; only with backprop)
 
 
 def _need_real(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:

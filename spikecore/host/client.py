@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from golden.data import encode_counts
-from spikecore.config import ConfigError, SpikeGradConfig
+from spikecore.config import ConfigError, ExodusConfig, SpikeGradConfig
+from spikecore.config.exodus import ExodusOp, ExodusTarget
 
 from . import protocol as P
 from .protocol import Cmd, Kind, ProtocolError, Reg, Status, WireFormat
@@ -50,13 +51,17 @@ class SpikecoreClient:
     config : the device's configuration (from IDENTIFY, read on construction).
     wire : the :class:`WireFormat` (field sizes, the device's buffer size).
     version : the device's protocol version.
+    exodus : the device's :class:`ExodusConfig`, or None when it has no EXODUS network.
     """
 
     def __init__(self, transport):
         self.transport = transport
-        self.version, self.config, self.wire = self.identify()
+        ident = P.decode_identify(self.request(Cmd.IDENTIFY))
+        self.version = ident.version
         if self.version != P.PROTOCOL_VERSION:
             raise ProtocolError(f"device speaks protocol version {self.version}, this host {P.PROTOCOL_VERSION}")
+        self.config, self.exodus = ident.config, ident.exodus
+        self.wire = WireFormat.of(self.config, ident.max_payload)
 
     # ------------------------------------------------------------ plumbing
     def request(self, cmd: Cmd, payload: bytes = b"") -> bytes:
@@ -69,9 +74,8 @@ class SpikecoreClient:
         return resp.payload
 
     def identify(self) -> tuple[int, SpikeGradConfig, WireFormat]:
-        body = self.request(Cmd.IDENTIFY)
-        cfg = P.decode_config(body[2:])
-        return body[0], cfg, WireFormat.of(cfg, body[1])
+        ident = P.decode_identify(self.request(Cmd.IDENTIFY))
+        return ident.version, ident.config, WireFormat.of(ident.config, ident.max_payload)
 
     # ------------------------------------------------------------ weights
     def _segments(self):
@@ -185,6 +189,89 @@ class SpikecoreClient:
 
     def reset(self) -> None:
         self.request(Cmd.RESET)
+
+    # ------------------------------------------------------------ EXODUS network
+    def _ex_format(self, layer: int, target: ExodusTarget) -> P.ExodusTargetFormat:
+        if self.exodus is None:
+            raise ProtocolError("the device has no EXODUS network")
+        f = P.exodus_target(self.exodus, layer, target)
+        if f is None:
+            raise ValueError(f"EXODUS layer {layer} has no memory {target!r}")
+        return f
+
+    def ex_write_raw(self, layer: int, target: ExodusTarget, addr: int, raw) -> None:
+        """Write raw element bit patterns from ``addr`` (as many frames as needed)."""
+        f = self._ex_format(layer, target)
+        raw = [int(v) for v in raw]
+        step = P.exodus_max_elements(f, self.wire.max_payload, write=True)
+        for k in range(0, len(raw), step):
+            self.request(Cmd.EX_WRITE, P.ex_write_payload(layer, target, addr + k, raw[k:k + step], f.nbytes))
+
+    def ex_read_raw(self, layer: int, target: ExodusTarget, addr: int, count: int) -> list[int]:
+        """``count`` raw element bit patterns from ``addr``."""
+        f = self._ex_format(layer, target)
+        step = P.exodus_max_elements(f, self.wire.max_payload, write=False)
+        out = []
+        for k in range(0, count, step):
+            n = min(step, count - k)
+            out += P.decode_ex_elements(self.request(Cmd.EX_READ, P.ex_access_payload(layer, target, addr + k, n)),
+                                        f.nbytes)
+        return out
+
+    def ex_write(self, layer: int, target: ExodusTarget, values) -> None:
+        """Write a whole tensor from address 0: ``W`` as ``(fan_out, fan_in)`` signed ints; ``X`` as ``(T, fan_in)``
+        spikes; ``G`` as ``(T, fan_out)`` gradients (grad format)."""
+        ex, t = self.exodus, ExodusTarget(target)
+        rows = values.tolist() if hasattr(values, "tolist") else [list(r) for r in values]
+        if t == ExodusTarget.W:
+            raw = [P.to_bits(v, ex.weight_bits) for r in rows for v in r]
+        elif t == ExodusTarget.X:
+            raw = [P.spikes_to_word(r) for r in rows]
+        elif t == ExodusTarget.G:
+            raw = [P.pack_word(r, ex.grad_bits) for r in rows]
+        else:
+            raise ValueError(f"{t.name} is read-only")
+        self.ex_write_raw(layer, t, 0, raw)
+
+    def ex_read(self, layer: int, target: ExodusTarget, steps: int | None = None) -> torch.Tensor:
+        """A memory as a tensor of signed values: ``W``/``ACC`` ``(fan_out, fan_in)``; ``X``/``S`` spikes and
+        ``G``/``GP``/``LAM`` gradients ``(steps, width)``; ``U`` ``(steps, fan_out, 2)`` (u, mask)."""
+        ex, t = self.exodus, ExodusTarget(target)
+        fan_out, fan_in = ex.weight_shape(layer)
+        steps = ex.max_steps if steps is None else steps
+        if t in (ExodusTarget.W, ExodusTarget.ACC):
+            bits = ex.weight_bits if t == ExodusTarget.W else ex.acc_bits
+            raw = self.ex_read_raw(layer, t, 0, fan_in * fan_out)
+            return torch.tensor([P.from_bits(v, bits) for v in raw], dtype=torch.int64).reshape(fan_out, fan_in)
+        if t in (ExodusTarget.U, ExodusTarget.LAM):
+            raw = self.ex_read_raw(layer, t, 0, steps * fan_out)
+            if t == ExodusTarget.LAM:
+                vals = [P.from_bits(v, ex.grad_bits) for v in raw]
+                return torch.tensor(vals, dtype=torch.int64).reshape(steps, fan_out)
+            vals = [(P.from_bits(v, ex.u_bits), v >> ex.u_bits & 1) for v in raw]
+            return torch.tensor(vals, dtype=torch.int64).reshape(steps, fan_out, 2)
+        raw = self.ex_read_raw(layer, t, 0, steps)
+        width = fan_in if t in (ExodusTarget.X, ExodusTarget.GP) else fan_out
+        if t in (ExodusTarget.X, ExodusTarget.S):
+            return torch.tensor([P.word_to_spikes(v, width) for v in raw], dtype=torch.int64).reshape(steps, width)
+        return torch.tensor([P.unpack_word(v, ex.grad_bits, width) for v in raw],
+                            dtype=torch.int64).reshape(steps, width)
+
+    def ex_run(self, layer: int, op: ExodusOp, steps: int = 0, *, slayer: bool = False, grad_prev: bool = False,
+               wait: bool = True) -> None:
+        """One engine command; with ``wait`` the device answers when it has finished."""
+        flags = ((P.RunFlag.SLAYER if slayer else 0) | (P.RunFlag.GRAD_PREV if grad_prev else 0) |
+                 (0 if wait else P.RunFlag.NOWAIT))
+        self.request(Cmd.EX_RUN, P.ex_run_payload(layer, ExodusOp(op), steps, flags))
+
+    def ex_status(self, layer: int) -> dict:
+        return P.decode_ex_status(self.request(Cmd.EX_STATUS, bytes([layer])))
+
+    def ex_copy(self, src_layer: int, src: ExodusTarget, dst_layer: int, dst: ExodusTarget, steps: int) -> list[int]:
+        """Copy ``steps`` words between engines (``S`` of layer k to ``X`` of layer k+1, ``GP`` to ``G``)."""
+        raw = self.ex_read_raw(src_layer, src, 0, steps)
+        self.ex_write_raw(dst_layer, dst, 0, raw)
+        return raw
 
 
 # ====================================================================== CLI operations
@@ -304,5 +391,40 @@ def train_on_device(transport, samples: int, epochs: int = 1, *, shift_schedule=
     return out
 
 
+def exodus_train_step(client: SpikecoreClient, x, loss_grad, *, slayer: bool = False, update: bool = True) -> dict:
+    """One EXODUS training step of the device's network through the protocol.
+
+    ``x``: input spikes ``(T, layer_sizes[0])``; ``loss_grad(out_spikes) -> (loss, g)``: the host's loss of
+    the output spike train ``(T, layer_sizes[-1])`` and ``g = dL/ds`` in the grad format ``(T, layer_sizes[-1])``.
+    Forward layer by layer (``S`` of layer k copied to ``X`` of layer k+1), ``g`` written into the output
+    layer, backward from the top (``GP`` of layer k copied to ``G`` of layer k-1), then, with ``update``, UPDATE
+    on every layer (without it the gradients stay in ``ACC``: a batch). Returns ``loss`` and the ``spikes``
+    of every layer.
+    """
+    ex = client.exodus
+    if ex is None:
+        raise ProtocolError("the device has no EXODUS network")
+    steps = len(x)
+    if not 1 <= steps <= ex.max_steps:
+        raise ValueError(f"a sequence of {steps} steps; the device stores 1 ... {ex.max_steps}")
+    L = ex.num_layers
+    client.ex_write(0, ExodusTarget.X, x)
+    for k in range(L):
+        client.ex_run(k, ExodusOp.FORWARD, steps)
+        if k + 1 < L:
+            client.ex_copy(k, ExodusTarget.S, k + 1, ExodusTarget.X, steps)
+    spikes = [client.ex_read(k, ExodusTarget.S, steps) for k in range(L)]
+    loss, g = loss_grad(spikes[-1])
+    client.ex_write(L - 1, ExodusTarget.G, g)
+    for k in reversed(range(L)):
+        client.ex_run(k, ExodusOp.BACKWARD, slayer=slayer, grad_prev=k > 0)
+        if k > 0:
+            client.ex_copy(k, ExodusTarget.GP, k - 1, ExodusTarget.G, steps)
+    if update:
+        for k in range(L):
+            client.ex_run(k, ExodusOp.UPDATE)
+    return {"loss": loss, "spikes": spikes}
+
+
 __all__ = ["SpikecoreClient", "DeviceError", "apply_config", "load", "evaluate", "train_on_device",
-           "check_matches_device"]
+           "check_matches_device", "exodus_train_step"]

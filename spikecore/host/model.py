@@ -18,14 +18,18 @@ import struct
 from typing import Callable
 
 from golden.data import encode_counts
-from spikecore.config import SpikeGradConfig
+from spikecore.config import ExodusConfig, SpikeGradConfig
+from spikecore.config.exodus import ExodusOp
 
-from .protocol import (CORE_FLAGS, COUNTERS, READ_WEIGHTS_LEN, REG_BYTES, SAMPLE_HEADER, SYNC_REQUEST,
-                       WRITE_HEADER, Cmd, Kind, Reg, Response, Status, WireFormat, crc16, identify_payload,
-                       pack_int, pack_values, unpack_int, unpack_values)
+from .protocol import (CORE_FLAGS, COUNTERS, EX_ACCESS_HEADER, EX_RUN_LEN, EX_STATUS_REQ_LEN, EXODUS_COMMANDS,
+                       MAX_LEN, READ_WEIGHTS_LEN, REG_BYTES, SAMPLE_HEADER, SYNC_REQUEST, WRITE_HEADER, Cmd, Kind,
+                       Reg, Response, RunFlag, Status, WireFormat, check_exodus_wire, crc16, decode_ex_elements,
+                       exodus_backprop, exodus_target, identify_payload, pack_int, pack_values, unpack_int,
+                       unpack_values)
 
 EXACT_LEN = {Cmd.IDENTIFY: 0, Cmd.READ_WEIGHTS: READ_WEIGHTS_LEN, Cmd.WRITE_REG: 1 + REG_BYTES, Cmd.READ_REG: 1,
-             Cmd.INFER: 0, Cmd.TRAIN: 1, Cmd.READ_STATUS: 0, Cmd.CLEAR_FLAGS: 0, Cmd.RESET: 0}
+             Cmd.INFER: 0, Cmd.TRAIN: 1, Cmd.READ_STATUS: 0, Cmd.CLEAR_FLAGS: 0, Cmd.RESET: 0,
+             Cmd.EX_READ: EX_ACCESS_HEADER, Cmd.EX_RUN: EX_RUN_LEN, Cmd.EX_STATUS: EX_STATUS_REQ_LEN}
 
 #: ``core(model, events, label) -> (prediction, v_top)``; may change ``model.weights`` / ``model.bias``.
 CoreModel = Callable[["BridgeModel", list, "int | None"], "tuple[int, list[int]]"]
@@ -60,12 +64,21 @@ class BridgeModel:
     weights, bias : the device's parameters, lists of lists of ints.
     counts : the input-count buffer.  error_shift : the register.
     frames_ok, frames_error : frame counters.  flags : sticky flags (as far as modelled).
+    exodus : the EXODUS network (:class:`~spikecore.host.exodus_model.ExodusNetworkModel`) or None.
+    ex_status_snapshots : EX_STATUS payloads (``cycles`` reads 0), in order.
     """
 
-    def __init__(self, cfg: SpikeGradConfig, max_payload: int | None = None, *, core: CoreModel | None = None):
+    def __init__(self, cfg: SpikeGradConfig, max_payload: int | None = None, *, core: CoreModel | None = None,
+                 exodus: ExodusConfig | None = None):
         self.cfg = cfg
         self.fmt = WireFormat.of(cfg, max_payload)
         self.core = core
+        self.exodus = None
+        if exodus is not None:
+            from .exodus_model import ExodusNetworkModel
+            check_exodus_wire(exodus, self.fmt.max_payload)
+            self.exodus = ExodusNetworkModel(exodus)
+        self.ex_status_snapshots = []
         self.weights = [[[0] * cfg.layer_sizes[l] for _ in range(cfg.layer_sizes[l + 1])]
                         for l in range(cfg.num_layers)]
         self.bias = [[0] * cfg.layer_sizes[l + 1] for l in range(cfg.num_layers)]
@@ -143,8 +156,13 @@ class BridgeModel:
             cmd = Cmd(self._cmd)
         except ValueError:
             return self._respond(Status.UNKNOWN_COMMAND)
+        if cmd in EXODUS_COMMANDS and self.exodus is None:
+            return self._respond(Status.UNKNOWN_COMMAND)
         if cmd in EXACT_LEN:
             if len(p) != EXACT_LEN[cmd]:
+                return self._respond(Status.BAD_LENGTH)
+        elif cmd == Cmd.EX_WRITE:
+            if len(p) < EX_ACCESS_HEADER:
                 return self._respond(Status.BAD_LENGTH)
         else:
             base, eb = (WRITE_HEADER, fmt.weight_bytes) if cmd == Cmd.WRITE_WEIGHTS else (SAMPLE_HEADER, fmt.count_bytes)
@@ -152,8 +170,10 @@ class BridgeModel:
                 return self._respond(Status.BAD_LENGTH)
         bad = lambda: self._respond(Status.OUT_OF_RANGE)
 
+        if cmd in EXODUS_COMMANDS:
+            return self._exodus_frame(cmd, p)
         if cmd == Cmd.IDENTIFY:
-            return self._respond(Status.OK, identify_payload(cfg, fmt))
+            return self._respond(Status.OK, identify_payload(cfg, fmt, self.exodus and self.exodus.ex))
         if cmd == Cmd.WRITE_WEIGHTS:
             layer, kind, row, start = struct.unpack_from("<BBHH", p)
             n = self._target(layer, kind, row)
@@ -211,4 +231,46 @@ class BridgeModel:
             return self._respond(Status.OK)
         assert cmd == Cmd.RESET
         self.flags = {k: 0 for k in CORE_FLAGS}
+        return self._respond(Status.OK)
+
+    # ------------------------------------------------------------- EXODUS
+    def _exodus_frame(self, cmd: Cmd, p: bytes) -> Response:
+        """EX_* commands; the checks in the order of ``docs/protocol.md`` (the model is never BUSY)."""
+        net = self.exodus
+        bad = lambda: self._respond(Status.OUT_OF_RANGE)
+        layer = p[0]
+        if layer >= len(net.layers):
+            return bad()
+        eng = net.layers[layer]
+        if cmd == Cmd.EX_STATUS:
+            self.ex_status_snapshots.append(eng.status_payload())
+            return self._respond(Status.OK, None)
+        if cmd == Cmd.EX_RUN:
+            _, op, steps, flags = struct.unpack_from("<BBHB", p)
+            if op > max(ExodusOp) or flags & ~int(RunFlag.SLAYER | RunFlag.GRAD_PREV | RunFlag.NOWAIT):
+                return bad()
+            if flags & RunFlag.GRAD_PREV and not exodus_backprop(layer):
+                return bad()
+            if op == ExodusOp.FORWARD and not 1 <= steps <= net.ex.max_steps:
+                return bad()
+            if op == ExodusOp.BACKWARD and eng.steps == 0:
+                return bad()
+            eng.run(ExodusOp(op), steps, bool(flags & RunFlag.SLAYER), bool(flags & RunFlag.GRAD_PREV))
+            return self._respond(Status.OK)
+        _, target, addr, count = struct.unpack_from("<BBHH", p)
+        f = exodus_target(net.ex, layer, target)
+        if f is None or (cmd == Cmd.EX_WRITE and not f.writable):
+            return bad()
+        if count == 0 or addr + count > f.depth:
+            return bad()
+        size = count * f.nbytes
+        if cmd == Cmd.EX_READ:
+            if size > MAX_LEN:
+                return bad()
+            mem = eng.mem[target][addr:addr + count]
+            return self._respond(Status.OK, b"".join(v.to_bytes(f.nbytes, "little") for v in mem))
+        if len(p) != EX_ACCESS_HEADER + size:
+            return self._respond(Status.BAD_LENGTH)
+        vals = decode_ex_elements(p[EX_ACCESS_HEADER:], f.nbytes)
+        eng.mem[target][addr:addr + count] = [v & ((1 << f.bits) - 1) for v in vals]
         return self._respond(Status.OK)

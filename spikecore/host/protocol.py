@@ -25,9 +25,10 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from spikecore.config import SpikeGradConfig
+from spikecore.config import ExodusConfig, SpikeGradConfig
+from spikecore.config.exodus import BACKWARDS, RESET_ORDERS, SURROGATES, ExodusOp, ExodusTarget
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2          # 2: EXODUS commands, IDENTIFY ends with the EXODUS block
 SYNC_REQUEST = 0xA5
 SYNC_RESPONSE = 0x5A
 CRC_POLY = 0x1021
@@ -39,6 +40,9 @@ REG_BYTES = 4                 # register values on the wire
 WRITE_HEADER = 6              # WRITE_WEIGHTS: layer, kind, row(2), start(2), then values
 READ_WEIGHTS_LEN = 8          # READ_WEIGHTS: layer, kind, row(2), start(2), count(2)
 SAMPLE_HEADER = 2             # LOAD_SAMPLE: start(2), then counts
+EX_ACCESS_HEADER = 6          # EX_WRITE / EX_READ: layer, target, addr(2), count(2) (then EX_WRITE's values)
+EX_RUN_LEN = 5                # EX_RUN: layer, op, steps(2), flags
+EX_STATUS_REQ_LEN = 1         # EX_STATUS: layer
 
 
 class Cmd(enum.IntEnum):
@@ -54,6 +58,14 @@ class Cmd(enum.IntEnum):
     READ_STATUS = 0x09    # -> flags, bridge flags, counters, frame counters
     CLEAR_FLAGS = 0x0A    # clear the sticky core and bridge flags
     RESET = 0x0B          # reset the core's state (neurons, counters, flags); weights kept
+    EX_WRITE = 0x0C       # layer, target, addr, count, elements... (EXODUS engine memory)
+    EX_READ = 0x0D        # layer, target, addr, count -> elements
+    EX_RUN = 0x0E         # layer, op, steps, flags: one EXODUS engine command
+    EX_STATUS = 0x0F      # layer -> EXODUS engine flags and counters
+
+
+#: The commands that exist only on a device with an EXODUS network (UNKNOWN_COMMAND without one).
+EXODUS_COMMANDS = (Cmd.EX_WRITE, Cmd.EX_READ, Cmd.EX_RUN, Cmd.EX_STATUS)
 
 
 class Status(enum.IntEnum):
@@ -64,6 +76,7 @@ class Status(enum.IntEnum):
     UNKNOWN_COMMAND = 0x03  # cmd is not a Cmd
     BAD_LENGTH = 0x04       # len is wrong for cmd, or larger than the device's buffer
     OUT_OF_RANGE = 0x05     # a field (layer, row, index, count, value, register, label) is out of range
+    BUSY = 0x06             # an EXODUS access or command while that engine still runs (EX_RUN nowait)
 
 
 class Reg(enum.IntEnum):
@@ -84,6 +97,21 @@ COUNTERS = ("cycles", "forward_ops", "backward_ops", "update_ops",
             "forward_cycles", "backward_cycles", "update_cycles")
 FRAME_COUNTERS = ("frames_ok", "frames_error")
 STATUS_LEN = 2 + 4 * (len(COUNTERS) + len(FRAME_COUNTERS))
+
+
+class RunFlag(enum.IntFlag):
+    """EX_RUN ``flags`` byte."""
+    SLAYER = 1       # BACKWARD: SLAYER mode (coefficient alpha)
+    GRAD_PREV = 2    # BACKWARD: compute GP, the gradient to the layer below (not on layer 0)
+    NOWAIT = 4       # answer as soon as the engine has accepted the command (else when it has finished)
+
+
+#: EX_STATUS: flag bits (bit 0 first), then the 4-byte counters in this order.
+EX_FLAGS = ("busy", "fwd", "chi", "grad", "acc", "weight")
+EX_COUNTERS = ("fwd_steps", "bwd_steps", "syn_events", "sat_count", "chi_sat_count", "cycles")
+EX_STATUS_LEN = 1 + 4 * len(EX_COUNTERS)
+#: EX_WRITE is allowed on these targets only (the others are results of the engine).
+EX_WRITABLE = (ExodusTarget.W, ExodusTarget.X, ExodusTarget.G)
 
 
 class ProtocolError(Exception):
@@ -180,6 +208,88 @@ class WireFormat:
         return 1 + cfg.num_classes * self.value_bytes
 
 
+# ------------------------------------------------------ EXODUS memories
+@dataclass(frozen=True)
+class ExodusTargetFormat:
+    """One memory of one EXODUS layer engine as the protocol sees it."""
+    bits: int        # element width (the engine's host data, low bits)
+    nbytes: int      # bytes per element on the wire: ceil(bits / 8), zero-extended
+    depth: int       # elements
+    writable: bool
+
+
+def exodus_backprop(layer: int) -> bool:
+    """Whether EXODUS layer ``layer`` has the gradient-to-the-layer-below path (every layer but the first)."""
+    return layer > 0
+
+
+def exodus_target(ex: ExodusConfig, layer: int, target: int) -> ExodusTargetFormat | None:
+    """Format of ``target`` on EXODUS layer ``layer``; None when there is no such layer or memory."""
+    if not 0 <= layer < ex.num_layers or target not in ExodusTarget.__members__.values():
+        return None
+    fan_out, fan_in = ex.weight_shape(layer)
+    T = ex.max_steps
+    t = ExodusTarget(target)
+    if t == ExodusTarget.GP and not exodus_backprop(layer):
+        return None
+    bits, depth = {
+        ExodusTarget.W: (ex.weight_bits, fan_in * fan_out), ExodusTarget.ACC: (ex.acc_bits, fan_in * fan_out),
+        ExodusTarget.X: (fan_in, T), ExodusTarget.S: (fan_out, T), ExodusTarget.U: (ex.u_bits + 1, T * fan_out),
+        ExodusTarget.G: (fan_out * ex.grad_bits, T), ExodusTarget.LAM: (ex.grad_bits, T * fan_out),
+        ExodusTarget.GP: (fan_in * ex.grad_bits, T)}[t]
+    return ExodusTargetFormat(bits, (bits + 7) // 8, depth, t in EX_WRITABLE)
+
+
+def exodus_targets(ex: ExodusConfig):
+    """``(layer, target, format)`` of every memory of the network."""
+    for layer in range(ex.num_layers):
+        for t in ExodusTarget:
+            f = exodus_target(ex, layer, t)
+            if f is not None:
+                yield layer, t, f
+
+
+def check_exodus_wire(ex: ExodusConfig, max_payload: int) -> None:
+    """Raise ValueError when an EXODUS network cannot be reached through frames of ``max_payload`` bytes."""
+    for layer, t, f in exodus_targets(ex):
+        if f.depth > 0xFFFF:
+            raise ValueError(f"EXODUS layer {layer} {t.name}: {f.depth} elements exceed the 16-bit address")
+        if EX_ACCESS_HEADER + f.nbytes > max_payload:
+            raise ValueError(f"EXODUS layer {layer} {t.name}: a {f.nbytes}-byte element does not fit in a "
+                             f"{max_payload}-byte request")
+
+
+def exodus_max_elements(f: ExodusTargetFormat, max_payload: int, write: bool) -> int:
+    """Most elements of format ``f`` one EX_WRITE (``write``) or EX_READ moves."""
+    return (max_payload - EX_ACCESS_HEADER) // f.nbytes if write else MAX_LEN // f.nbytes
+
+
+def to_bits(value: int, bits: int) -> int:
+    return int(value) & ((1 << bits) - 1)
+
+
+def from_bits(raw: int, bits: int) -> int:
+    raw = int(raw) & ((1 << bits) - 1)
+    return raw - (1 << bits) if raw >> (bits - 1) & 1 else raw
+
+
+def pack_word(values, bits: int) -> int:
+    """Elements ``values`` (element 0 in the low bits), each ``bits`` wide two's complement."""
+    return sum(to_bits(int(v), bits) << (k * bits) for k, v in enumerate(values))
+
+
+def unpack_word(raw: int, bits: int, count: int) -> list[int]:
+    return [from_bits(raw >> (k * bits), bits) for k in range(count)]
+
+
+def spikes_to_word(row) -> int:
+    return sum(1 << k for k, v in enumerate(row) if int(v))
+
+
+def word_to_spikes(raw: int, count: int) -> list[int]:
+    return [raw >> k & 1 for k in range(count)]
+
+
 # -------------------------------------------------- identify: the configuration
 _CFG_TAIL = struct.Struct("<5B3IBBHBBBBIB")
 _CFG_TAIL_FIELDS = ("weight_bits", "membrane_bits", "error_bits", "trace_bits", "count_bits",
@@ -209,12 +319,76 @@ def decode_config(data: bytes) -> SpikeGradConfig:
     return SpikeGradConfig(layer_sizes=tuple(sizes), activations=tuple(acts), **vals)
 
 
-def identify_payload(cfg: SpikeGradConfig, fmt: WireFormat) -> bytes:
-    """What the device answers to IDENTIFY: version, max_payload, configuration."""
+_EX_TAIL = struct.Struct("<IddBdBBBdd8BI6B")
+_EX_BYTES = ("u_bits", "u_frac", "weight_bits", "input_bits", "alpha_frac", "fprime_bits", "fprime_frac",
+             "coef_bits")
+_EX_TAIL_BYTES = ("lut_shift", "grad_bits", "grad_frac", "acc_bits", "lr_shift", "lanes")
+
+
+def encode_exodus_config(ex: ExodusConfig) -> bytes:
+    """``n``, ``n`` sizes (u16), then ``max_steps`` (u32), ``alpha``, ``threshold`` (f64), ``u_min`` present (u8)
+    and value (f64), ``reset_order``, ``backward``, ``surrogate`` (u8 indices), ``surrogate_scale``,
+    ``surrogate_width`` (f64), the eight widths of ``_EX_BYTES``, ``lut_size`` (u32), the six fields of
+    ``_EX_TAIL_BYTES`` (u8)."""
+    n = len(ex.layer_sizes)
+    head = bytes([n]) + b"".join(struct.pack("<H", s) for s in ex.layer_sizes)
+    return head + _EX_TAIL.pack(
+        ex.max_steps, ex.alpha, ex.threshold, int(ex.u_min is not None), ex.u_min or 0.0,
+        RESET_ORDERS.index(ex.reset_order), BACKWARDS.index(ex.backward), SURROGATES.index(ex.surrogate),
+        ex.surrogate_scale, ex.surrogate_width, *(getattr(ex, f) for f in _EX_BYTES), ex.lut_size,
+        *(getattr(ex, f) for f in _EX_TAIL_BYTES))
+
+
+def decode_exodus_config(data: bytes) -> ExodusConfig:
+    n = data[0]
+    sizes = [struct.unpack_from("<H", data, 1 + 2 * k)[0] for k in range(n)]
+    pos = 1 + 2 * n
+    if len(data) != pos + _EX_TAIL.size:
+        raise ProtocolError(f"identify: EXODUS configuration of {len(data)} bytes, expected {pos + _EX_TAIL.size}")
+    v = list(_EX_TAIL.unpack_from(data, pos))
+    widths = dict(zip(_EX_BYTES, v[10:18]))
+    tail = dict(zip(_EX_TAIL_BYTES, v[19:]))
+    return ExodusConfig(layer_sizes=tuple(sizes), max_steps=v[0], alpha=v[1], threshold=v[2],
+                        u_min=v[4] if v[3] else None, reset_order=RESET_ORDERS[v[5]], backward=BACKWARDS[v[6]],
+                        surrogate=SURROGATES[v[7]], surrogate_scale=v[8], surrogate_width=v[9], lut_size=v[18],
+                        **widths, **tail)
+
+
+def identify_payload(cfg: SpikeGradConfig, fmt: WireFormat, exodus: ExodusConfig | None = None) -> bytes:
+    """What the device answers to IDENTIFY: version, max_payload, configuration, then the EXODUS
+    block: 0 (no EXODUS network) or 1 followed by :func:`encode_exodus_config`."""
     body = bytes([PROTOCOL_VERSION, fmt.max_payload]) + encode_config(cfg)
+    body += bytes([0]) if exodus is None else bytes([1]) + encode_exodus_config(exodus)
     if len(body) > MAX_LEN:
         raise ValueError("the configuration does not fit in an IDENTIFY response")
     return body
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A decoded IDENTIFY response."""
+    version: int
+    max_payload: int
+    config: SpikeGradConfig
+    exodus: ExodusConfig | None
+
+
+def decode_identify(body: bytes) -> Identity:
+    if len(body) < 3:
+        raise ProtocolError(f"identify: response of {len(body)} bytes")
+    version, max_payload = body[0], body[1]
+    if version != PROTOCOL_VERSION:    # the layout below is this version's
+        return Identity(version, max_payload, None, None)
+    n = body[2]
+    end = 2 + 1 + 2 * n + (n - 1) + _CFG_TAIL.size
+    cfg = decode_config(body[2:end])
+    if len(body) <= end or body[end] not in (0, 1):
+        raise ProtocolError("identify: missing or bad EXODUS block")
+    if body[end] == 0:
+        if len(body) != end + 1:
+            raise ProtocolError("identify: bytes after the EXODUS block")
+        return Identity(version, max_payload, cfg, None)
+    return Identity(version, max_payload, cfg, decode_exodus_config(body[end + 1:]))
 
 
 # ------------------------------------------------------------------ frames
@@ -302,6 +476,35 @@ def write_reg_payload(reg: int, value: int) -> bytes:
 
 def load_sample_payload(start: int, counts, nbytes: int) -> bytes:
     return struct.pack("<H", start) + pack_values(counts, nbytes)
+
+
+def ex_access_payload(layer: int, target: int, addr: int, count: int) -> bytes:
+    return struct.pack("<BBHH", layer, int(target), addr, count)
+
+
+def ex_write_payload(layer: int, target: int, addr: int, raw_values, nbytes: int) -> bytes:
+    """EX_WRITE: raw element bit patterns (see :func:`to_bits`), ``nbytes`` each, little-endian."""
+    vals = list(raw_values)
+    return ex_access_payload(layer, target, addr, len(vals)) + b"".join(int(v).to_bytes(nbytes, "little")
+                                                                        for v in vals)
+
+
+def ex_run_payload(layer: int, op: int, steps: int = 0, flags: int = 0) -> bytes:
+    return struct.pack("<BBHB", layer, int(op), steps, int(flags))
+
+
+def decode_ex_elements(data: bytes, nbytes: int) -> list[int]:
+    """EX_READ payload -> raw element bit patterns."""
+    return [int.from_bytes(data[k:k + nbytes], "little") for k in range(0, len(data), nbytes)]
+
+
+def decode_ex_status(payload: bytes) -> dict:
+    """EX_STATUS payload -> ``{"flags": {...}, "counters": {...}}``."""
+    if len(payload) != EX_STATUS_LEN:
+        raise ProtocolError(f"EXODUS status payload of {len(payload)} bytes, expected {EX_STATUS_LEN}")
+    flags = {k: (payload[0] >> i) & 1 for i, k in enumerate(EX_FLAGS)}
+    words = [unpack_int(payload[1 + 4 * k:5 + 4 * k], signed=False) for k in range(len(EX_COUNTERS))]
+    return {"flags": flags, "counters": dict(zip(EX_COUNTERS, words))}
 
 
 def decode_status(payload: bytes) -> dict:

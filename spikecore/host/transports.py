@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 
-from .protocol import Response, ResponseDecoder, encode_response
+from .protocol import Cmd, Response, ResponseDecoder, encode_response
 
 
 class SerialTransport:
@@ -109,12 +109,13 @@ class SimulatedSystem:
         bench drives and decodes the bits of the pins itself (an independent check, about 10x slower).
     timeout_cycles : the bridge's frame timeout.  core : optional core factory (e.g. a stand-in).
     response_timeout : seconds the host waits for a response (simulated inference is slow).
+    exodus : an :class:`~spikecore.config.ExodusConfig`: the system also carries that EXODUS network.
     """
 
     BENCH = "cocotb_tests.host_bridge.bench_uart"
 
     def __init__(self, cfg, *, divisor: int = 8, timeout_cycles: int = 2000, core=None, phy: str = "hdl",
-                 response_timeout: float = 120.0, run_timeout: float = 3000):
+                 response_timeout: float = 120.0, run_timeout: float = 3000, exodus=None):
         if phy not in ("hdl", "python"):
             raise ValueError(f"phy must be 'hdl' or 'python', got {phy!r}")
         self.phy = phy
@@ -122,6 +123,7 @@ class SimulatedSystem:
         self.divisor = divisor
         self.timeout_cycles = timeout_cycles
         self.core = core
+        self.exodus = exodus
         self.response_timeout = response_timeout
         self.run_timeout = run_timeout
         self.run = None
@@ -132,7 +134,7 @@ class SimulatedSystem:
         from rtl.host.top import SpikeGradSystem
         from sim.verilog import generate_verilog
         top = SpikeGradSystem(self.cfg, clk_freq=100e6, baud=100e6 / self.divisor,
-                              timeout_cycles=self.timeout_cycles, core=self.core)
+                              timeout_cycles=self.timeout_cycles, core=self.core, exodus=self.exodus)
         return generate_verilog(UARTHarness(top, divisor=self.divisor), name="spikegrad_system")
 
     def __enter__(self) -> SerialTransport:
@@ -144,7 +146,7 @@ class SimulatedSystem:
         def target():
             try:
                 self.run = run_cocotb(text, "spikegrad_system", self.BENCH, args=args, timeout=self.run_timeout,
-                                      build_key=self.cfg.to_json())
+                                      build_key=self.cfg.to_json() + (self.exodus.to_json() if self.exodus else ""))
             except BaseException as e:     # reported by __exit__
                 self._error = e
         self._thread = threading.Thread(target=target, daemon=True)
@@ -173,12 +175,13 @@ class VirtualDevice:
     """The reference model (:class:`spikecore.host.model.BridgeModel` with the golden core) behind a
     pseudo-terminal: ``with VirtualDevice(cfg) as dev: SerialTransport(dev.port)``.
 
-    An idle gap of ``gap_s`` seconds inside a frame times it out, like the hardware.
+    An idle gap of ``gap_s`` seconds inside a frame times it out, like the hardware. With ``exodus``
+    (an :class:`~spikecore.config.ExodusConfig`) it also serves the EX_* commands (golden fixed-point model).
     """
 
-    def __init__(self, cfg, *, max_payload: int | None = None, gap_s: float = 0.05, core="golden"):
+    def __init__(self, cfg, *, max_payload: int | None = None, gap_s: float = 0.05, core="golden", exodus=None):
         from .model import BridgeModel, golden_core
-        self.model = BridgeModel(cfg, max_payload, core=golden_core if core == "golden" else core)
+        self.model = BridgeModel(cfg, max_payload, core=golden_core if core == "golden" else core, exodus=exodus)
         self.gap_s = gap_s
         self.received = bytearray()
 
@@ -208,8 +211,9 @@ class VirtualDevice:
                 out = self.model.gap()
             for resp in out:
                 payload = resp.payload
-                if payload is None:      # READ_STATUS: what the model knows
-                    payload = self.model.status_snapshots.pop(0)
+                if payload is None:      # READ_STATUS / EX_STATUS: what the model knows
+                    payload = (self.model.ex_status_snapshots if resp.cmd == Cmd.EX_STATUS
+                               else self.model.status_snapshots).pop(0)
                 os.write(self._master, encode_response(resp.status, resp.cmd, payload))
 
     def __exit__(self, *exc):
