@@ -60,8 +60,8 @@ def sat_flags_layout() -> data.StructLayout:
     return data.StructLayout({"membrane": 1, "error": 1, "trace": 1, "count": 1})
 
 
-def saturate(value, bits: int):
-    """``(clamped, saturated)`` of a Value to a ``bits``-wide signed range.
+def out_of_range(value, bits: int):
+    """``(over, under)``: a Value above / below the ``bits``-wide signed range.
 
     A signed value is in range iff its bits ``bits-1 .. top`` are all equal, so
     the test is a few LUTs rather than two carry-chain comparisons (the same
@@ -73,11 +73,16 @@ def saturate(value, bits: int):
     if value.shape().signed and n > bits:
         top = value[bits - 1:]
         out = ~((top == 0) | (top == (1 << len(top)) - 1))
-        over, under = out & ~value[n - 1], out & value[n - 1]
-    elif value.shape().signed:
-        over = under = Const(0)
-    else:
-        over, under = value > hi, value < lo
+        return out & ~value[n - 1], out & value[n - 1]
+    if value.shape().signed:
+        return Const(0), Const(0)
+    return value > hi, value < lo
+
+
+def saturate(value, bits: int):
+    """``(clamped, saturated)`` of a Value to a ``bits``-wide signed range."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    over, under = out_of_range(value, bits)
     return Mux(over, hi, Mux(under, lo, value)), over | under
 
 
@@ -98,6 +103,26 @@ def addsub(a, b, sub):
     ax = Cat(a, a[-1].replicate(n - len(a)))
     bx = Cat(b, b[-1].replicate(n - len(b))) ^ sub.replicate(n)
     return (Cat(sub, ax) + Cat(sub, bx))[1:n + 1].as_signed()
+
+
+def _threshold_paths(m, total, bits, theta, name):
+    """From an unsaturated sum: ``sat(total)``, ``sat(total) - theta``, ``sat(total) + theta``, saturated.
+
+    The two resets are computed from ``total`` itself (three carry chains side by side
+    rather than one after the saturation multiplexer); the range's end replaces
+    ``total`` where it saturated.
+    """
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    over, under = out_of_range(total, bits)
+    clamped, dn, up, hit = (Signal(signed(bits), name=f"{name}_sat"), Signal(signed(bits), name=f"{name}_dn"),
+                            Signal(signed(bits), name=f"{name}_up"), Signal(name=f"{name}_hit"))
+    m.d.comb += [
+        clamped.eq(Mux(over, hi, Mux(under, lo, total))),
+        dn.eq(Mux(over, hi - theta, Mux(under, lo - theta, total - theta))),
+        up.eq(Mux(over, hi + theta, Mux(under, lo + theta, total + theta))),
+        hit.eq(over | under),
+    ]
+    return clamped, dn, up, hit
 
 
 class LayerEngine(wiring.Component):
@@ -220,26 +245,33 @@ class LayerEngine(wiring.Component):
         lane_bit = Signal(P)
         m.d.comb += lane_bit.eq(Const(1, P) << cur_lane)
 
-        s1_valid = Signal()
-        s1_kind = Signal(3)     # 0 forward event, 1 backward event, 2 init, 3 fres, 4 bres
+        # Pipeline tags: stage 1 (memory outputs), 2 (sums), 3 (compare, write back), 4 (push).
         K_FEV, K_BEV, K_INIT, K_FRES, K_BRES = range(5)
-        s1_g = Signal(addr_range(G))
-        s1_neg = Signal()
-        s1_rot = Signal(max(lb, 1))
+        tag = data.StructLayout({"valid": 1, "kind": 3, "g": addr_range(G), "neg": 1, "rot": max(lb, 1)})
+        s1, s2, s3 = Signal(tag, name="s1"), Signal(tag, name="s2"), Signal(tag, name="s3")
+        s4_push = Signal()
 
         # Top-layer emitter state (only used when top).
         te_active = Signal()
 
         depth = cfg.queue_depth
         room_ok = Signal()
-        m.d.comb += room_ok.eq(self.room_level + s1_valid <= depth - 2)
+        in_flight = Signal(range(5))
+        # a table, not a chain of additions (yosys would fold one into a $macc cell)
+        busy_bits = Cat(s1.valid, s2.valid, s3.valid, s4_push)
+        m.d.comb += in_flight.eq(Array(Const(bin(k).count("1"), 3) for k in range(16))[busy_bits])
+        m.d.comb += room_ok.eq(self.room_level + in_flight <= depth - 2)
+        # Read-after-write: an issue sees the write of the op issued 3 cycles before it
+        # (transparent read); ops in stages 1 and 2 on the same group must drain first.
+        hazard = Signal()
+        m.d.comb += hazard.eq((s1.valid & (s1.g == gcnt)) | (s2.valid & (s2.g == gcnt)))
         emits = Signal()
         with m.If(sweep_active):
             m.d.comb += emits.eq(((sweep_op == EngineOp.FRES) & emit_fwd) | ((sweep_op == EngineOp.BRES) & emit_bwd))
         with m.Else():
             m.d.comb += emits.eq(Mux(self.bwd, emit_bwd, emit_fwd))
         can_issue = Signal()
-        m.d.comb += can_issue.eq(~emits | room_ok)
+        m.d.comb += can_issue.eq((~emits | room_ok) & ~hazard)
 
         issue = Signal()
         kind = Signal(3)
@@ -302,52 +334,80 @@ class LayerEngine(wiring.Component):
                 m.d.comb += self.wt_addr[b].eq(Cat(jh, row) if fg.col_bits else row)
 
         with m.If(issue):
-            m.d.sync += [s1_kind.eq(kind), s1_g.eq(gcnt), s1_neg.eq(cur_neg), s1_rot.eq(cur_lane)]
-        m.d.sync += s1_valid.eq(issue)
+            m.d.sync += [s1.kind.eq(kind), s1.g.eq(gcnt), s1.neg.eq(cur_neg), s1.rot.eq(cur_lane)]
+        m.d.sync += s1.valid.eq(issue)
 
         # ------------------------------------------------------------ stage 1
-        old = rp.data
-        w = rotate_to_lanes([self.wt_data[b] for b in range(P)], s1_rot, P)
+        # Block RAM outputs (several ns clock-to-out on an ECP5) go straight into registers.
+        old2 = Signal(word)
+        w2 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P))
+        bias2 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P))
+        m.d.sync += [s2.eq(s1), old2.eq(rp.data), w2.eq(self.wt_data), bias2.eq(self.bias_data)]
+
+        # ------------------------------------------------------------ stage 2
+        # The additions, and every operand stage 3 may select once it knows whether the
+        # neuron fires (trace, count and error count one step up or down).
+        w = rotate_to_lanes([w2[b] for b in range(P)], s2.rot, P)
+        lane2 = data.StructLayout({
+            "vsum": signed(max(mb, cfg.weight_bits) + 1), "usum": signed(max(eb, cfg.weight_bits) + 1),
+            "x_up": signed(tb), "x_dn": signed(tb), "s_up": signed(sb), "s_dn": signed(sb),
+            "e_up": signed(cb), "e_dn": signed(cb), "xf_up": 1, "xf_dn": 1, "ef_up": 1, "ef_dn": 1,
+            "sp": 1, "valid": 1,
+        })
+        r3 = Signal(data.ArrayLayout(lane2, P))
+        old3 = Signal(word)
+        bias3 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P))
+        m.d.sync += [s3.eq(s2), old3.eq(old2), bias3.eq(bias2)]
+        for p in range(P):
+            o, r = old2[p], r3[p]
+            steps = [(r.x_up, r.xf_up, o.x + eta, tb), (r.x_dn, r.xf_dn, o.x - eta, tb),
+                     (r.s_up, None, o.s + 1, sb), (r.s_dn, None, o.s - 1, sb),
+                     (r.e_up, r.ef_up, o.e + 1, cb), (r.e_dn, r.ef_dn, o.e - 1, cb)]
+            for field, flag, value, bits in steps:
+                clamped, hit = saturate(value, bits)
+                m.d.sync += field.eq(clamped)
+                if flag is not None:
+                    m.d.sync += flag.eq(hit)
+            m.d.sync += [
+                r.vsum.eq(addsub(o.v, w[p], s2.neg)), r.usum.eq(addsub(o.u, w[p], s2.neg)),
+                r.sp.eq(((o.v > 0) | (o.x > 0)) if relu else 1),
+                r.valid.eq(Cat(Const(p, lb), s2.g) < N if P > 1 else 1),
+            ]
+
+        # ------------------------------------------------------------ stage 3
         new = Signal(word)
         out_mask = Signal(P)
         out_signs = Signal(P)
         f_m, f_e, f_t, f_c = [], [], [], []
         for p in range(P):
-            o, n = old[p], new[p]
-            valid = Signal(name=f"valid{p}")
-            m.d.comb += valid.eq(Cat(Const(p, lb), s1_g) < N if P > 1 else Const(1))
+            o, r, n = old3[p], r3[p], new[p]
+            valid, sp = r.valid, r.sp
             m.d.comb += n.eq(o)
-            vs = Signal(signed(mb), name=f"vs{p}")
-            vsat = Signal(name=f"vsat{p}")
-            vsum = addsub(o.v, w[p], s1_neg)
-            vcl, vfl = saturate(vsum, mb)
-            m.d.comb += [vs.eq(vcl), vsat.eq(vfl)]
-            us = Signal(signed(eb), name=f"us{p}")
-            usat = Signal(name=f"usat{p}")
-            usum = addsub(o.u, w[p], s1_neg)
-            ucl, ufl = saturate(usum, eb)
-            m.d.comb += [us.eq(ucl), usat.eq(ufl)]
+            # The threshold tests and the resets work on the unsaturated sum, in
+            # parallel with its saturation: a sum above the range is above theta too,
+            # and the reset of a saturated compartment starts from the range's end.
+            vs, vs_dn, vs_up, vsat = _threshold_paths(m, r.vsum, mb, th_f, f"v{p}")
+            us, us_dn, us_up, usat = _threshold_paths(m, r.usum, eb, th_b, f"u{p}")
             # firing (forward): +1 / -1 spike on this lane
             fpos, fneg = Signal(name=f"fpos{p}"), Signal(name=f"fneg{p}")
             # error emission (backward)
             zpos, zneg = Signal(name=f"zpos{p}"), Signal(name=f"zneg{p}")
-            sp = Signal(name=f"sp{p}")   # S'
-            m.d.comb += sp.eq(((o.v > 0) | (o.x > 0)) if relu else 1)
-            xcl, xfl = saturate(addsub(o.x, eta, fneg), tb)
-            scl, _ = saturate(addsub(o.s, 1, fneg), sb)
-            ecl, efl = saturate(addsub(o.e, 1, zneg), cb)
+            xcl, xfl = Mux(fneg, r.x_dn, r.x_up), Mux(fneg, r.xf_dn, r.xf_up)
+            scl = Mux(fneg, r.s_dn, r.s_up)
+            ecl, efl = Mux(zneg, r.e_dn, r.e_up), Mux(zneg, r.ef_dn, r.ef_up)
             msat, esat, tsat, csat = (Signal(name=f"{n_}{p}") for n_ in ("msat", "esat", "tsat", "csat"))
-            with m.If(s1_valid):
-                with m.Switch(s1_kind):
+            with m.If(s3.valid):
+                with m.Switch(s3.kind):
                     with m.Case(K_FEV):
                         m.d.comb += [n.v.eq(vs), msat.eq(vsat & valid)]
                         if not top:
                             neg_ok = (o.x > 0) if relu else 1
-                            m.d.comb += [fpos.eq(valid & (vs >= th_f)), fneg.eq(valid & (vs <= -th_f) & neg_ok)]
+                            m.d.comb += [fpos.eq(valid & (r.vsum >= th_f)),
+                                         fneg.eq(valid & (r.vsum <= -th_f) & neg_ok)]
                             with m.If(fpos):
-                                m.d.comb += n.v.eq(vs - th_f)
+                                m.d.comb += n.v.eq(vs_dn)
                             with m.If(fneg):
-                                m.d.comb += n.v.eq(vs + th_f)
+                                m.d.comb += n.v.eq(vs_up)
                     with m.Case(K_FRES):
                         if not top:
                             twice = o.v << 1
@@ -363,16 +423,16 @@ class LayerEngine(wiring.Component):
                     with m.Case(K_INIT):
                         m.d.comb += n.eq(0)
                         if cfg.bias:
-                            m.d.comb += n.v.eq(self.bias_data[p])
+                            m.d.comb += n.v.eq(bias3[p])
                     with m.Case(K_BEV):
                         act = valid & sp
                         with m.If(act):
                             m.d.comb += [n.u.eq(us), esat.eq(usat),
-                                         zpos.eq(us >= th_b), zneg.eq(us <= -th_b)]
+                                         zpos.eq(r.usum >= th_b), zneg.eq(r.usum <= -th_b)]
                             with m.If(zpos):
-                                m.d.comb += n.u.eq(us - th_b)
+                                m.d.comb += n.u.eq(us_dn)
                             with m.If(zneg):
-                                m.d.comb += n.u.eq(us + th_b)
+                                m.d.comb += n.u.eq(us_up)
                     with m.Case(K_BRES):
                         act = valid & sp
                         twice = o.u << 1
@@ -390,13 +450,15 @@ class LayerEngine(wiring.Component):
             m.d.comb += [out_mask[p].eq(fpos | fneg | zpos | zneg), out_signs[p].eq(fneg | zneg)]
             f_m.append(msat); f_e.append(esat); f_t.append(tsat); f_c.append(csat)
 
-        s1_emits = Signal()
-        m.d.comb += s1_emits.eq(Mux((s1_kind == K_FEV) | (s1_kind == K_FRES), emit_fwd, emit_bwd))
-        m.d.comb += [
-            wp.addr.eq(s1_g), wp.data.eq(new), wp.en.eq(s1_valid),
-            self.push.eq(s1_valid & s1_emits & (out_mask != 0)),
-            self.push_data.group.eq(s1_g), self.push_data.mask.eq(out_mask), self.push_data.signs.eq(out_signs),
-        ]
+        s3_emits = Signal()
+        m.d.comb += s3_emits.eq(Mux((s3.kind == K_FEV) | (s3.kind == K_FRES), emit_fwd, emit_bwd))
+        m.d.comb += [wp.addr.eq(s3.g), wp.data.eq(new), wp.en.eq(s3.valid)]
+
+        # ------------------------------------------------------------ stage 4
+        s4_data = Signal(entry_layout(P, self._out_gbits))
+        m.d.sync += [s4_push.eq(s3.valid & s3_emits & (out_mask != 0)),
+                     s4_data.group.eq(s3.g), s4_data.mask.eq(out_mask), s4_data.signs.eq(out_signs)]
+        m.d.comb += [self.push.eq(s4_push), self.push_data.eq(s4_data)]
         sat_m = Signal(); sat_e = Signal(); sat_t = Signal(); sat_c = Signal()
         m.d.comb += [sat_m.eq(Cat(*f_m).any()), sat_e.eq(Cat(*f_e).any()),
                      sat_t.eq(Cat(*f_t).any()), sat_c.eq(Cat(*f_c).any())]
@@ -469,6 +531,6 @@ class LayerEngine(wiring.Component):
         m.d.comb += [
             self.sat.membrane.eq(sat_m), self.sat.error.eq(sat_e), self.sat.trace.eq(sat_t),
             self.sat.count.eq(sat_c | te_c),
-            self.idle.eq(~sweep_active & ~ent_valid & ~s1_valid & ~te_active),
+            self.idle.eq(~sweep_active & ~ent_valid & ~s1.valid & ~s2.valid & ~s3.valid & ~s4_push & ~te_active),
         ]
         return m

@@ -88,9 +88,23 @@ class WeightUpdateUnit(wiring.Component):
         mag = Signal(cb)
         rep = Signal(cb)
         e_pos = Signal()
-        first = Signal()
+        pending = Signal()     # acc holds column group h - 1, to be written back
         acc = [Signal(signed(cfg.weight_bits), name=f"acc{p}") for p in range(P)]
+        xr = [Signal(signed(cfg.trace_bits), name=f"xr{p}") for p in range(P)]
         bacc = Signal(signed(cfg.weight_bits))
+        do_bias = cfg.bias
+
+        def write_back(hv):
+            """Write ``acc`` (and ``bacc`` with column group 0) to row ``q``, column group ``hv``."""
+            banks = rotate_to_banks(acc, q, P)
+            m.d.comb += [self.w_we.eq((1 << P) - 1), self.w_waddr.eq(waddr(hv, q))]
+            for b in range(P):
+                m.d.comb += self.w_wdata[b].eq(banks[b])
+            if do_bias:
+                with m.If(hv == 0):
+                    m.d.comb += self.b_we.eq(Const(1, P) << q)
+                    for p in range(P):
+                        m.d.comb += self.b_wdata[p].eq(bacc)
 
         def row(qv):
             return fit(Cat(qv[:lb], g), geo.row_bits)
@@ -133,55 +147,51 @@ class WeightUpdateUnit(wiring.Component):
                 with m.Else():
                     e = Array(eword)[pick_q]
                     m.d.sync += [
-                        q.eq(pick_q), h.eq(0), rep.eq(1), first.eq(1),
+                        q.eq(pick_q), h.eq(0), rep.eq(1),
                         e_pos.eq(e > 0), mag.eq(Mux(e > 0, e, -e)),
                         emask.eq(emask & ~(Const(1, P) << pick_q)),
                     ]
                     m.d.comb += [self.w_raddr.eq(waddr(Const(0, 1), pick_q)), self.x_addr.eq(0)]
-                    m.next = "ADD"
-            with m.State("ADD"):
+                    m.next = "LOAD"
+            # The weight, trace and bias reads (block RAM outputs) land in registers
+            # before the additions; the result of the previous column group, in ``acc``
+            # until the end of this cycle, is written back meanwhile.
+            with m.State("LOAD"):
                 m.d.comb += self.busy.eq(1)
                 wl = rotate_to_lanes([self.w_rdata[b] for b in range(P)], q, P)
-                clamps = []
-                res = []
                 for p in range(P):
-                    base = Mux(first, wl[p], acc[p])
-                    s = addsub(base, self.x_data[p], e_pos)
-                    c, f = _clamp(s, cfg.weight_limit)
-                    r = Signal(signed(cfg.weight_bits), name=f"res{p}")
-                    m.d.comb += r.eq(c)
-                    m.d.sync += acc[p].eq(r)
-                    res.append(r)
+                    m.d.sync += [acc[p].eq(wl[p]), xr[p].eq(self.x_data[p])]
+                m.d.sync += bacc.eq(Array([self.b_rdata[p] for p in range(P)])[q])
+                with m.If(pending):
+                    write_back(h - 1)
+                m.d.sync += pending.eq(0)
+                m.next = "ADD"
+            with m.State("ADD"):
+                m.d.comb += self.busy.eq(1)
+                clamps = []
+                for p in range(P):
+                    c, f = _clamp(addsub(acc[p], xr[p], e_pos), cfg.weight_limit)
+                    m.d.sync += acc[p].eq(c)
                     clamps.append(f)
-                bbase = Mux(first, Array([self.b_rdata[p] for p in range(P)])[q], bacc)
-                bs = addsub(bbase, cfg.eta, e_pos)
-                bc, bf = _clamp(bs, cfg.bias_limit)
-                bres = Signal(signed(cfg.weight_bits))
-                m.d.comb += bres.eq(bc)
-                m.d.sync += [bacc.eq(bres), first.eq(0)]
-                do_bias = cfg.bias and True
+                bc, bf = _clamp(addsub(bacc, cfg.eta, e_pos), cfg.bias_limit)
+                m.d.sync += bacc.eq(bc)
                 real = Mux(h == H - 1, geo.fan_in - (H - 1) * P, P)
                 m.d.comb += self.ops.eq(real + ((h == 0) if do_bias else 0))
                 m.d.comb += self.clamped.eq(Cat(*clamps).any() | ((h == 0) & bf if do_bias else 0))
-                last = rep == mag
-                # hold read addresses (traces and row) unless moving on
+                # hold the read addresses (traces and row) unless moving on
                 m.d.comb += [self.w_raddr.eq(waddr(h, q)), self.x_addr.eq(h)]
-                with m.If(last):
-                    banks = rotate_to_banks(res, q, P)
-                    m.d.comb += [self.w_we.eq((1 << P) - 1), self.w_waddr.eq(waddr(h, q))]
-                    for b in range(P):
-                        m.d.comb += self.w_wdata[b].eq(banks[b])
-                    if do_bias:
-                        with m.If(h == 0):
-                            m.d.comb += self.b_we.eq(Const(1, P) << q)
-                            for p in range(P):
-                                m.d.comb += self.b_wdata[p].eq(bres)
-                    m.d.sync += [rep.eq(1), first.eq(1)]
+                with m.If(rep == mag):
+                    m.d.sync += rep.eq(1)
                     with m.If(h == H - 1):
-                        m.next = "PICK"
+                        m.next = "WRITE"
                     with m.Else():
-                        m.d.sync += h.eq(h + 1)
+                        m.d.sync += [h.eq(h + 1), pending.eq(1)]
                         m.d.comb += [self.w_raddr.eq(waddr(h + 1, q)), self.x_addr.eq(h + 1)]
+                        m.next = "LOAD"
                 with m.Else():
                     m.d.sync += rep.eq(rep + 1)
+            with m.State("WRITE"):
+                m.d.comb += self.busy.eq(1)
+                write_back(h)
+                m.next = "PICK"
         return m
