@@ -18,7 +18,7 @@ The host reads and writes every memory through ``host``/``rdata`` while the engi
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -61,11 +61,26 @@ def host_layout(cfg: ExodusConfig, fan_in: int, fan_out: int, max_steps: int, ba
 
 
 def _lowest_set(m: Module, word, name: str):
-    """Index of the lowest set bit of ``word`` (0 when none is set)."""
+    """Index of the lowest set bit of ``word`` (0 when none is set).
+
+    A tree, ``log2(len(word))`` multiplexer levels deep: an ``If`` chain over a
+    250-bit input word is 250 levels (slow, and deep enough to exhaust the
+    call stack of yosys' ABC9 pass).
+    """
+    def encode(bits):
+        n = len(bits)
+        if n == 1:
+            return bits[0], Const(0, 0)
+        half = 1 << ((n - 1).bit_length() - 1)          # a power of two, n / 2 <= half < n
+        any_lo, idx_lo = encode(bits[:half])
+        any_hi, idx_hi = encode(bits[half:])
+        width = half.bit_length() - 1
+        pick = Mux(any_lo, idx_lo, idx_hi) if width else Const(0, 0)
+        return any_lo | any_hi, Cat(pick[:width], ~any_lo)
+
     idx = Signal(range(max(2, len(word))), name=name)
-    for k in reversed(range(len(word))):
-        with m.If(word[k]):
-            m.d.comb += idx.eq(k)
+    found, index = encode(word)
+    m.d.comb += idx.eq(Mux(found, index, 0))
     return idx
 
 
@@ -203,17 +218,24 @@ class TemporalLayerEngine(wiring.Component):
         # lowest set bit of the work word (forward and weight gradient)
         low = _lowest_set(m, work, "low")
 
-        # forward neuron step
+        # forward neuron step, in three register stages (F_ACC: u[n-1] from its RAM;
+        # F_DECAY: the decay product and the saturated input; F_LIF: sum, saturation,
+        # clamp, threshold, write-back)
         u_prev_rec = urec(R["u"].data)
         u_prev = Signal(signed(cfg.u_bits))
         s_prev = Signal()
-        m.d.comb += [u_prev.eq(Mux(n == 0, 0, u_prev_rec.u)), s_prev.eq((n != 0) & (u_prev_rec.u >= cfg.theta_q))]
         z_sat, z_hit = saturating(m, z, cfg.u_bits, "z")
         theta_s = Mux(s_prev, cfg.theta_q, 0)
         if cfg.reset_order == "after_decay":
-            v_raw = round_half_up_shift(u_prev * cfg.alpha_q, cfg.alpha_frac) + z_sat - theta_s
+            decay = round_half_up_shift(u_prev * cfg.alpha_q, cfg.alpha_frac)
+            rest = z_sat - theta_s
         else:
-            v_raw = round_half_up_shift((u_prev - theta_s) * cfg.alpha_q, cfg.alpha_frac) + z_sat
+            decay = round_half_up_shift((u_prev - theta_s) * cfg.alpha_q, cfg.alpha_frac)
+            rest = z_sat
+        decay_r = Signal(signed(len(decay) + 1))
+        rest_r = Signal(signed(cfg.u_bits + 2))
+        z_hit_r = Signal()
+        v_raw = decay_r + rest_r
         v_sat, v_hit = saturating(m, v_raw, cfg.u_bits, "v")
         v = Signal(signed(cfg.u_bits))
         v_mask = Signal()
@@ -317,8 +339,14 @@ class TemporalLayerEngine(wiring.Component):
                     m.d.sync += z.eq(z + R["w"].data)
                     m.d.comb += syn_inc.eq(1)
                 m.d.sync += [pend.eq(work != 0), work.eq(work & (work - 1))]
+                # the u read issued in F_NEURON is on the RAM output from the first F_ACC cycle on
+                m.d.sync += [u_prev.eq(Mux(n == 0, 0, u_prev_rec.u)),
+                             s_prev.eq((n != 0) & (u_prev_rec.u >= cfg.theta_q))]
                 with m.If((work == 0) & ~pend):
-                    m.next = "F_LIF"
+                    m.next = "F_DECAY"
+            with m.State("F_DECAY"):
+                m.d.sync += [decay_r.eq(decay), rest_r.eq(rest), z_hit_r.eq(z_hit)]
+                m.next = "F_LIF"
             with m.State("F_LIF"):
                 m.d.comb += [W["u"].addr.eq(n * NO + i), W["u"].data.eq(Cat(v, v_mask)), W["u"].en.eq(1),
                              fwd_inc.eq(1)]
@@ -437,7 +465,7 @@ class TemporalLayerEngine(wiring.Component):
                     m.next = "IDLE"
 
         # ------------------------------------------------------------ flags and counters
-        sat_events = [("fwd", fwd_inc & z_hit), ("fwd", fwd_inc & v_hit), ("grad", in_gpel & gp_hit),
+        sat_events = [("fwd", fwd_inc & z_hit_r), ("fwd", fwd_inc & v_hit), ("grad", in_gpel & gp_hit),
                       ("acc", wb_acc & acc_hit), ("weight", wb_upd & upd_hit)]
         n_sat = Signal(range(len(sat_events) + 1))
         m.d.comb += n_sat.eq(sum(cond for _, cond in sat_events))
