@@ -31,6 +31,8 @@ class Board:
     config: str | None = None        # default SpikeGradConfig, a file in fpga/configs/ (None: the built-in one)
     softmax_divider: str = "pipelined"   # SoftmaxError divider ("iterative": ~10x less logic, small FPGAs)
     counter_bits: int = 32           # SpikeGradCore performance counter width (zero-extended on the wire)
+    register_ram_outputs: bool = True  # the SpikeGrad engines' stage-1 registers (False: fewer cells, iCE40)
+    synth_opts: str = ""             # extra options of Yosys' synth_<family>
     exodus_config: str | None = None  # the EXODUS network (an ExodusConfig file in fpga/configs/), with "exodus"
 
     @property
@@ -66,9 +68,11 @@ def _ulx3s_85f():
 
 
 BOARDS = {
-    # The iCE40UP5K (5280 LUT4, 30 EBR) needs narrower widths and the iterative divider.
+    # The iCE40UP5K (5280 LUT4, 30 EBR) needs narrower widths, the iterative divider and
+    # engines without stage-1 registers (its block RAM is fast next to its logic).
     "icebreaker": Board("icebreaker", _icebreaker, "ice40", "clk12", 12.0, 30.0, ("spikegrad",),
-                        config="icebreaker.json", softmax_divider="iterative", counter_bits=24),
+                        config="icebreaker.json", softmax_divider="iterative", counter_bits=24,
+                        register_ram_outputs=False, synth_opts="-dff"),
     # The ECP5-85F also carries the EXODUS fitting-task network (250 -> 25 LIF -> 1 LIF, T = 200).
     "ulx3s-85f": Board("ulx3s-85f", _ulx3s_85f, "ecp5", "clk25", 25.0, 100.0, ("spikegrad", "exodus"),
                        exodus_config="ulx3s_exodus.json"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -33,9 +35,39 @@ class TimingError(RuntimeError):
     """The design does not meet the configured clock."""
 
 
+class BuildError(RuntimeError):
+    """Synthesis, placement or routing stopped; the message says why (e.g. the design does not fit)."""
+
+
+_UTIL_LINE = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
+
+
+def explain_tool_failure(board_name: str, out: Path, name: str = "spikecore") -> str:
+    """Why the yowasp tools stopped, from the logs they left in ``out``.
+
+    Names every resource the design uses beyond the device (nextpnr's utilisation
+    table in ``NAME.tim``), else the last ``ERROR`` line of nextpnr or Yosys.
+    """
+    tim, rpt = out / f"{name}.tim", out / f"{name}.rpt"
+    for log, tool in ((tim, "nextpnr"), (rpt, "yosys")):
+        if not log.exists():
+            continue
+        text = log.read_text(errors="replace")
+        over = [(cell, int(used), int(avail)) for cell, used, avail in _UTIL_LINE.findall(text)
+                if int(used) > int(avail)]
+        if over:
+            parts = ", ".join(f"{cell} {used} of {avail} ({100 * used / avail:.0f} %)" for cell, used, avail in over)
+            return f"{board_name}: the design does not fit the device: {parts} (log {log})"
+        errors = [line.strip() for line in text.splitlines() if line.startswith("ERROR")]
+        if errors:
+            return f"{board_name}: {tool} failed: {errors[-1]} (log {log})"
+    return f"{board_name}: the FPGA tools failed; see the logs in {out}"
+
+
 def spikegrad_system_factory(board_name: str, cfg=None, *, baud: int = 115200, exodus="board"):
     """``clk_hz -> SpikeGradSystem`` for ``board_name``: the board's default
-    configuration when ``cfg`` is None, the board's softmax divider and counter width, and
+    configuration when ``cfg`` is None, the board's softmax divider, counter width and engine
+    stage-1 registers, and
     the board's EXODUS network (``exodus="board"``; None: SpikeGrad only; or an ExodusConfig)."""
     from rtl.host.top import SpikeGradSystem
     from rtl.spikegrad import SpikeGradCore
@@ -48,9 +80,11 @@ def spikegrad_system_factory(board_name: str, cfg=None, *, baud: int = 115200, e
         exodus = board.load_exodus_config()
     divider = board.softmax_divider
     counter_bits = board.counter_bits
+    ram_regs = board.register_ram_outputs
 
     def core(c):
-        return SpikeGradCore(c, softmax=lambda c2: SoftmaxError(c2, divider=divider), counter_bits=counter_bits)
+        return SpikeGradCore(c, softmax=lambda c2: SoftmaxError(c2, divider=divider), counter_bits=counter_bits,
+                             register_ram_outputs=ram_regs)
 
     return lambda hz: SpikeGradSystem(cfg, clk_freq=hz, baud=baud, core=core, exodus=exodus)
 
@@ -118,9 +152,15 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
     # board's programmer being installed, which a bitstream build never uses.
     # The report path is relative: YoWASP tools see only the build directory.
     # --freq: the target of the PLL's output clock (see BoardTop).
-    plan = platform.prepare(top, name, nextpnr_opts=f"--report nextpnr_report.json --timing-allow-fail "
-                                                    f"--freq {top.achieved_mhz:.3f}")
-    plan.execute_local(str(out), env=env)
+    plan = platform.prepare(top, name, synth_opts=board.synth_opts,
+                            nextpnr_opts=f"--report nextpnr_report.json --timing-allow-fail "
+                                         f"--freq {top.achieved_mhz:.3f}")
+    for stale in (f"{name}.tim", f"{name}.rpt"):   # logs of an earlier build would mislead the diagnosis
+        (out / stale).unlink(missing_ok=True)
+    try:
+        plan.execute_local(str(out), env=env)
+    except subprocess.CalledProcessError as e:
+        raise BuildError(explain_tool_failure(board.name, out, name)) from e
     seconds = time.time() - t0
     report = json.loads(report_path.read_text())
     summary = parse_report(report, board.family, netlist=out / f"{name}.json")

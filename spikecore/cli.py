@@ -74,7 +74,7 @@ def cmd_verilog(args) -> int:
 
 def cmd_build(args) -> int:
     from fpga.boards import BOARDS
-    from fpga.build import TimingError, build_board, format_summary, spikegrad_system_factory
+    from fpga.build import BuildError, TimingError, build_board, format_summary, spikegrad_system_factory
 
     # Without --config the board's own default (fpga/configs/) is used.
     cfg = SpikeGradConfig.load(args.config) if args.config else BOARDS[args.board].load_config()
@@ -85,6 +85,9 @@ def cmd_build(args) -> int:
     except TimingError as e:
         print(f"spikecore: error: {e}", file=sys.stderr)
         print((out / "summary.txt").read_text(), file=sys.stderr)
+        return 1
+    except BuildError as e:
+        print(f"spikecore: error: {e}", file=sys.stderr)
         return 1
     print(format_summary(summary), end="")
     print(f"wrote {out}/summary.json and {summary['bitstream']}")

@@ -70,6 +70,17 @@ def test_two_layer_training_sequence(lanes, bias):
     check(cfg, params, items)
 
 
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_engines_without_stage1_registers_give_the_same_results(lanes):
+    """``register_ram_outputs=False`` (the iCEBreaker's engines): one pipeline stage less, same results."""
+    from rtl.spikegrad import SpikeGradCore
+    cfg = small_cfg(lanes=lanes, queue_depth=4)
+    rng = random.Random(40 + lanes)
+    params = random_params(cfg, seed=40 + lanes)
+    items = random_items(cfg, rng, 3) + random_items(cfg, rng, 1, train=False)
+    check(cfg, params, items, core=SpikeGradCore(cfg, register_ram_outputs=False))
+
+
 @pytest.mark.parametrize("lanes,acts", [(1, ("relu", "relu", "linear")), (2, ("linear", "relu", "linear")),
                                         (4, ("relu", "linear", "linear"))])
 def test_three_layer_network(lanes, acts):

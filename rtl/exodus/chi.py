@@ -15,7 +15,7 @@ value written in the same cycle).
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -69,13 +69,25 @@ def table_write_layout(cfg: ExodusConfig) -> data.StructLayout:
 
 
 def saturating(m: Module, value, bits: int, name: str):
-    """``(result, clamped)``: ``value`` clamped to a signed ``bits``-wide range (comb signals)."""
+    """``(result, clamped)``: ``value`` clamped to a signed ``bits``-wide range (comb signals).
+
+    ``value`` fits when its bits from ``bits - 1`` up are all equal (a sign extension):
+    one wide AND/OR instead of two carry-chain comparisons against the range's ends.
+    """
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    value = Value.cast(value)
     out = Signal(signed(bits), name=name)
     hit = Signal(name=f"{name}_sat")
+    if not value.shape().signed:                       # an unsigned value: one more bit, a zero sign
+        value = Cat(value, Const(0, 1)).as_signed()
+    if len(value) <= bits:
+        m.d.comb += [hit.eq(0), out.eq(value)]
+        return out, hit
+    top = value[bits - 1:]
+    negative = value[-1]
     m.d.comb += [
-        hit.eq((value > hi) | (value < lo)),
-        out.eq(Mux(value > hi, hi, Mux(value < lo, lo, value))),
+        hit.eq(~(top.all() | ~top.any())),
+        out.eq(Mux(hit, Mux(negative, lo, hi), value[:bits].as_signed())),
     ]
     return out, hit
 

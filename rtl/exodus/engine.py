@@ -192,6 +192,7 @@ class TemporalLayerEngine(wiring.Component):
         xw = Signal(NI)          # the input word of the current step
         work = Signal(NI)        # its set bits not yet visited
         pend = Signal()          # a read issued last cycle is to be consumed now
+        pend2 = Signal()         # ... and in B_GP, its registered data (w_r, lam_r)
         z = Signal(signed(cfg.weight_bits + NI.bit_length() + 1))
         s_word = Signal(NO)
         m.d.comb += chi.slayer.eq(slayer)
@@ -251,12 +252,21 @@ class TemporalLayerEngine(wiring.Component):
         gp_sat, gp_hit = saturating(m, round_half_up_shift(mac, cfg.u_frac), cfg.grad_bits, "gp")
         gp_word = Signal(data.ArrayLayout(signed(cfg.grad_bits), NI)) if self._backprop else None
 
-        # weight-gradient read-modify-write and update write-back stage
+        # Weight-gradient read-modify-write and update: three stages. The reads are
+        # issued (rd_valid/rd_addr mark them), their block RAM outputs (5.8 ns
+        # clock-to-output on an ECP5) land in registers (wb_valid/wb_addr), and the
+        # arithmetic runs from those registers into the write-back.
+        rd_valid = Signal()
+        rd_addr = Signal(range(NI * NO))
         wb_valid = Signal()
         wb_addr = Signal(range(NI * NO))
-        acc_sum, acc_hit = saturating(m, R["acc"].data + R["lam"].data, cfg.acc_bits, "acc_sum")
-        upd, upd_hit = saturating(m, R["w"].data - round_half_up_shift(R["acc"].data, cfg.update_shift),
-                                  cfg.weight_bits, "upd")
+        w_r = Signal(signed(cfg.weight_bits), reset_less=True)
+        acc_r = Signal(signed(cfg.acc_bits), reset_less=True)
+        lam_r = Signal(signed(cfg.grad_bits), reset_less=True)
+        m.d.sync += [wb_valid.eq(rd_valid), wb_addr.eq(rd_addr),
+                     w_r.eq(R["w"].data), acc_r.eq(R["acc"].data), lam_r.eq(R["lam"].data)]
+        acc_sum, acc_hit = saturating(m, acc_r + lam_r, cfg.acc_bits, "acc_sum")
+        upd, upd_hit = saturating(m, w_r - round_half_up_shift(acc_r, cfg.update_shift), cfg.weight_bits, "upd")
 
         # chi feed: reads issued for (n, i) in reverse time order; chi outputs come back in the same order
         feed_valid = Signal()
@@ -306,7 +316,8 @@ class TemporalLayerEngine(wiring.Component):
 
                 with m.If(self.cmd.valid & self.cmd.ready):
                     c = self.cmd.payload
-                    m.d.sync += [n.eq(0), i.eq(0), j.eq(0), pend.eq(0), wb_valid.eq(0), s_word.eq(0)]
+                    m.d.sync += [n.eq(0), i.eq(0), j.eq(0), pend.eq(0), rd_valid.eq(0), wb_valid.eq(0),
+                                 s_word.eq(0)]
                     with m.Switch(c.op):
                         with m.Case(Op.FORWARD):
                             m.d.sync += T.eq(c.steps)
@@ -397,12 +408,13 @@ class TemporalLayerEngine(wiring.Component):
                         m.d.comb += [issuing.eq(i != NO),
                                      R["w"].addr.eq(i * NI + j), R["w"].en.eq(issuing),
                                      R["lam"].addr.eq(n * NO + i), R["lam"].en.eq(issuing)]
+                        # the product of the registered RAM outputs (w_r, lam_r), one cycle later
                         with m.If(i == 0):
                             m.d.sync += mac.eq(0)
-                        with m.If(pend):
-                            m.d.sync += mac.eq(mac + R["w"].data * R["lam"].data)
-                        m.d.sync += [pend.eq(issuing), i.eq(Mux(issuing, i + 1, i))]
-                        with m.If(~issuing & ~pend):
+                        with m.If(pend2):
+                            m.d.sync += mac.eq(mac + w_r * lam_r)
+                        m.d.sync += [pend.eq(issuing), pend2.eq(pend), i.eq(Mux(issuing, i + 1, i))]
+                        with m.If(~issuing & ~pend & ~pend2):
                             m.next = "B_GPEL"
                 with m.State("B_GPEL"):
                     m.d.comb += in_gpel.eq(1)
@@ -423,7 +435,7 @@ class TemporalLayerEngine(wiring.Component):
             # ---------------------------------------------------------- backward: weight gradient
             with m.State("B_WX"):
                 m.d.comb += [R["x"].addr.eq(n), R["x"].en.eq(1)]
-                m.d.sync += [i.eq(0), wb_valid.eq(0)]
+                m.d.sync += [i.eq(0), rd_valid.eq(0)]
                 m.next = "B_WLOAD"
             with m.State("B_WLOAD"):
                 m.d.sync += work.eq(R["x"].data)
@@ -435,13 +447,13 @@ class TemporalLayerEngine(wiring.Component):
                 with m.If(wb_valid):
                     m.d.comb += [W["acc"].addr.eq(wb_addr), W["acc"].data.eq(acc_sum), W["acc"].en.eq(1),
                                  syn_inc.eq(1), wb_acc.eq(1)]
-                m.d.sync += [wb_valid.eq(work != 0), wb_addr.eq(i * NI + low)]
+                m.d.sync += [rd_valid.eq(work != 0), rd_addr.eq(i * NI + low)]
                 with m.If(work != 0):
                     with m.If(i == NO - 1):
                         m.d.sync += [i.eq(0), work.eq(work & (work - 1))]
                     with m.Else():
                         m.d.sync += i.eq(i + 1)
-                with m.Elif(~wb_valid):
+                with m.Elif(~rd_valid & ~wb_valid):
                     m.d.sync += n.eq(n + 1)
                     with m.If(n == T - 1):
                         m.next = "IDLE"
@@ -459,8 +471,8 @@ class TemporalLayerEngine(wiring.Component):
                     m.d.comb += [W["w"].addr.eq(wb_addr), W["w"].data.eq(upd), W["w"].en.eq(1),
                                  W["acc"].addr.eq(wb_addr), W["acc"].data.eq(0), W["acc"].en.eq(1),
                                  wb_upd.eq(1)]
-                m.d.sync += [wb_valid.eq(issuing), wb_addr.eq(k), k.eq(Mux(issuing, k + 1, k))]
-                with m.If(~issuing & ~wb_valid):
+                m.d.sync += [rd_valid.eq(issuing), rd_addr.eq(k), k.eq(Mux(issuing, k + 1, k))]
+                with m.If(~issuing & ~rd_valid & ~wb_valid):
                     m.d.sync += k.eq(0)
                     m.next = "IDLE"
 

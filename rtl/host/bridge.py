@@ -173,7 +173,7 @@ class HostBridge(wiring.Component):
 
         # The buffers have synchronous read ports (block RAM on FPGAs; asynchronous
         # reads would become flip-flops and wide multiplexers on an iCE40). Each is
-        # addressed with the *next* value of its index register (``pos_n``, ``j_n``,
+        # addressed with the *next* value of its index register (``pos_n``,
         # ``pidx_n``), so its data belongs to the index register's current value.
         m.submodules.buf = buf = memory.Memory(shape=8, depth=mp, init=[])
         buf_w = buf.write_port()
@@ -204,12 +204,18 @@ class HostBridge(wiring.Component):
         fan_in = Array(Const(cfg.layer_sizes[l], 16) for l in range(L))
         fan_out = Array(Const(cfg.layer_sizes[l + 1], 16) for l in range(L))
         layer_ok = f_layer < L
-        kind_w = f_kind == Kind.WEIGHTS
-        kind_ok = kind_w | ((f_kind == Kind.BIAS) & int(cfg.bias))
-        lidx = Mux(layer_ok, f_layer, 0)
-        row_ok = Mux(kind_w, f_row < fan_out[lidx], f_row == 0)
-        w_limit = Mux(kind_w, fan_in[lidx], fan_out[lidx])          # length of the addressed vector
-        target_ok = layer_ok & kind_ok & row_ok
+        kind_w_c = f_kind == Kind.WEIGHTS
+        kind_ok = kind_w_c | ((f_kind == Kind.BIAS) & int(cfg.bias))
+        lidx_c = Mux(layer_ok, f_layer, 0)
+        row_ok = Mux(kind_w_c, f_row < fan_out[lidx_c], f_row == 0)
+        # The header is complete three cycles before FIELDS (RCRC1, RCRC2, CHECK) and
+        # does not change until the next frame, so its decodes are registered: layer
+        # index -> size table -> comparison is long, and it would otherwise sit in
+        # front of every response decision (FIELDS, WALK).
+        kind_w, lidx = Signal(), Signal(range(max(2, L)))
+        w_limit, target_ok = Signal(16), Signal()
+        m.d.sync += [kind_w.eq(kind_w_c), lidx.eq(lidx_c), target_ok.eq(layer_ok & kind_ok & row_ok),
+                     w_limit.eq(Mux(kind_w_c, fan_in[lidx_c], fan_out[lidx_c]))]   # length of the addressed vector
 
         # ------------------------------------------------------ response state
         status_r = Signal(8)
@@ -219,7 +225,11 @@ class HostBridge(wiring.Component):
         pidx_n = Signal(8)
         m.d.comb += pidx_n.eq(pidx)
         m.d.sync += pidx.eq(pidx_n)
-        m.d.comb += rom_r.addr.eq(pidx_n)
+        # The identify ROM is read only in STATIC; elsewhere it is addressed at 0, which is
+        # where STATIC starts (respond() zeroes pidx), keeping the response decisions of
+        # every other state out of the ROM's address path.
+        in_static = Signal()
+        m.d.comb += rom_r.addr.eq(Mux(in_static, pidx_n, 0))
         # READ_STATUS snapshots the flag bytes and the frame counters; the core's
         # counters are sent live (they only change while the core runs, and it is
         # idle while a response is sent), which saves a 224-bit copy on small FPGAs.
@@ -253,29 +263,43 @@ class HostBridge(wiring.Component):
         acc_w = Signal(8 * wb)
         acc_c = Signal(8 * cb)
         remaining = Signal(16)
-        is_w = cmd_r == Cmd.WRITE_WEIGHTS
+        # registered like the header decodes: the command byte is stored long before WALK
+        is_w = Signal()
+        m.d.sync += is_w.eq(cmd_r == Cmd.WRITE_WEIGHTS)
         acc_w_next = Cat(acc_w[8:], buf_r.data) if wb > 1 else buf_r.data
         acc_c_next = Cat(acc_c[8:], buf_r.data) if cb > 1 else buf_r.data
         val_w, val_c = acc_w_next.as_signed(), acc_c_next.as_signed()
         lim_w = Mux(kind_w, cfg.weight_limit, cfg.bias_limit)
         bad_value = Mux(is_w, (val_w > lim_w) | (val_w < -lim_w),
                         (val_c > cfg.input_max) | (val_c < -cfg.input_max))
-        walk_limit = Mux(is_w, w_limit, n_in)
+        walk_limit = Signal(16)
+        m.d.sync += walk_limit.eq(Mux(cmd_r == Cmd.WRITE_WEIGHTS, w_limit, n_in))
         walk_base = Mux(is_w, WRITE_HEADER, SAMPLE_HEADER)
         walk_last_byte = Mux(is_w, kbyte == wb - 1, kbyte == cb - 1)
         m.d.comb += buf_r.addr.eq(pos_n)
 
+        # Sample expansion reads the count buffer through a two-stage prefetch
+        # pipeline (address -> RAM output -> register) so that no path runs from the
+        # RAM output back into its own read address: the block-RAM clock-to-output
+        # time alone is most of a 100 MHz cycle on an ECP5. ``stall`` (computed from
+        # registers only) freezes both stages while a spike waits for the core.
         rnd = Signal(range(cfg.input_max + 2))
-        j = Signal(range(n_in))
-        j_n = Signal(range(n_in))
-        m.d.comb += j_n.eq(j)
-        m.d.sync += j.eq(j_n)
         any_r = Signal()
         h_valid, h_idx, h_neg = Signal(), Signal(range(n_in)), Signal()
-        m.d.comb += cnt_r.addr.eq(j_n)
-        c = cnt_r.data
-        mag = Mux(c < 0, -c, c)
-        cand = mag >= rnd
+        ra = Signal(range(n_in))                        # next count address to read
+        v1, i1 = Signal(), Signal(range(n_in))          # the RAM output holds count i1
+        v2, i2 = Signal(), Signal(range(n_in))          # registered count i2
+        c2 = Signal(signed(8 * cb))
+        cand = Signal()                                 # |c2| >= rnd, for the rnd in force when i2 is taken
+        stall = Signal()
+        expanding = Signal()
+        round_end = Signal()                            # rnd steps up at this clock edge
+        c1 = cnt_r.data
+        m.d.comb += [cnt_r.addr.eq(ra), cnt_r.en.eq(expanding & ~stall)]
+        with m.If(expanding & ~stall):
+            m.d.sync += [v1.eq(1), i1.eq(ra), ra.eq(Mux(ra == n_in - 1, 0, ra + 1)),
+                         v2.eq(v1), i2.eq(i1), c2.eq(c1),
+                         cand.eq(Mux(c1 < 0, -c1, c1) >= Mux(round_end, rnd + 1, rnd))]
         first = Signal()
         pred = Signal(8)
         last_beat = Signal()
@@ -474,30 +498,27 @@ class HostBridge(wiring.Component):
                              self.cmd.payload.op.eq(Mux(cmd_r == Cmd.TRAIN, Op.TRAIN, Op.INFER)),
                              self.cmd.payload.label.eq(Mux(cmd_r == Cmd.TRAIN, f_label, 0))]
                 with m.If(self.cmd.ready):
-                    m.d.sync += [rnd.eq(1), any_r.eq(0), h_valid.eq(0)]
-                    m.d.comb += j_n.eq(0)
+                    m.d.sync += [rnd.eq(1), any_r.eq(0), h_valid.eq(0), ra.eq(0), v1.eq(0), v2.eq(0)]
                     m.next = "EXPAND"
             with m.State("EXPAND"):
-                advance = Signal()
+                m.d.comb += expanding.eq(1)
+                accept = Signal()
                 with m.If(cand & h_valid):
                     sp = self.spikes.payload
-                    m.d.comb += [self.spikes.valid.eq(1), sp.index.eq(h_idx), sp.negative.eq(h_neg)]
-                    with m.If(self.spikes.ready):
-                        m.d.sync += [h_idx.eq(j), h_neg.eq(c < 0)]
-                        m.d.comb += advance.eq(1)
+                    m.d.comb += [self.spikes.valid.eq(v2), sp.index.eq(h_idx), sp.negative.eq(h_neg)]
+                    m.d.comb += [accept.eq(v2 & self.spikes.ready), stall.eq(v2 & ~self.spikes.ready)]
                 with m.Else():
-                    with m.If(cand):
-                        m.d.sync += [h_idx.eq(j), h_neg.eq(c < 0), h_valid.eq(1)]
-                    m.d.comb += advance.eq(1)
-                with m.If(advance):
-                    with m.If(j == n_in - 1):
+                    m.d.comb += accept.eq(v2)
+                with m.If(accept & cand):
+                    m.d.sync += [h_idx.eq(i2), h_neg.eq(c2 < 0), h_valid.eq(1)]
+                with m.If(accept):
+                    with m.If(i2 == n_in - 1):
+                        m.d.comb += round_end.eq(1)
                         m.d.sync += [rnd.eq(rnd + 1), any_r.eq(0)]
-                        m.d.comb += j_n.eq(0)
                         with m.If(~(any_r | cand)):
                             m.next = "EXPAND_LAST"
                     with m.Else():
                         m.d.sync += any_r.eq(any_r | cand)
-                        m.d.comb += j_n.eq(j + 1)
             with m.State("EXPAND_LAST"):
                 sp = self.spikes.payload
                 m.d.comb += [self.spikes.valid.eq(1), sp.index.eq(Mux(h_valid, h_idx, 0)),
@@ -569,7 +590,7 @@ class HostBridge(wiring.Component):
                         with m.Else():
                             m.next = "STATIC"
             with m.State("STATIC"):
-                m.d.comb += crc_on.eq(1)
+                m.d.comb += [crc_on.eq(1), in_static.eq(1)]
                 reg_bytes = snapshot[:8 * REG_BYTES]   # REG_BYTES == 4: pidx[:2] selects the byte
                 static = Mux(cmd_r == Cmd.READ_REG, reg_bytes.word_select(pidx[:2], 8), status_bytes.word_select(pidx, 8))
                 if ex is not None:

@@ -7,9 +7,10 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import ExodusConfig, SpikeGradConfig
 
-from rtl.spikegrad.layouts import COUNTER_NAMES
+from rtl.spikegrad.layouts import COUNTER_NAMES, spike_layout
 
 from .bridge import HostBridge
+from rtl.skid import SkidBuffer
 
 __all__ = ["SpikeGradSystem", "DEFAULT_TIMEOUT_MS"]
 
@@ -81,8 +82,13 @@ class SpikeGradSystem(wiring.Component):
         m = Module()
         m.submodules.bridge = br = self._bridge
         m.submodules.core = core = self._core
-        for name in ("cmd", "spikes", "weights"):
+        for name in ("cmd", "weights"):
             wiring.connect(m, getattr(br, name), getattr(core, name))
+        # The spike stream through a register slice: the core's ready comes from its
+        # queue levels and control state, the bridge's valid from its expansion loop.
+        m.submodules.spike_slice = spike_slice = SkidBuffer(spike_layout(self._cfg))
+        wiring.connect(m, br.spikes, spike_slice.i)
+        wiring.connect(m, spike_slice.o, core.spikes)
         for name in ("result", "weights_rdata"):
             wiring.connect(m, getattr(core, name), getattr(br, name))
         m.d.comb += [

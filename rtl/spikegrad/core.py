@@ -10,6 +10,8 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import SpikeGradConfig
 
+from ..skid import SkidBuffer
+
 from .banks import LaneBanks, WeightGeometry, addr_range, ceil_div, fit, log2_exact
 from .engine import EngineOp, LayerEngine, addsub, entry_layout, saturate
 from .layouts import (COUNTER_BITS, Op, command_layout, counters_layout, flags_layout, index_bits, result_layout,
@@ -50,6 +52,8 @@ class SpikeGradCore(wiring.Component):
         interface (tests may substitute a stand-in); default :class:`SoftmaxError`.
     counter_bits : width of each performance counter (default ``COUNTER_BITS`` = 32; they wrap).
         Small FPGAs use fewer; the host bridge zero-extends them to the wire format's 32 bits.
+    register_ram_outputs : the layer engines' stage-1 registers (see :class:`LayerEngine`);
+        False saves logic cells on small FPGAs. Results are identical either way.
 
     Members
     -------
@@ -65,7 +69,8 @@ class SpikeGradCore(wiring.Component):
     busy : ``Out(1)``.
     """
 
-    def __init__(self, cfg: SpikeGradConfig, *, softmax=None, counter_bits: int = COUNTER_BITS):
+    def __init__(self, cfg: SpikeGradConfig, *, softmax=None, counter_bits: int = COUNTER_BITS,
+                 register_ram_outputs: bool = True):
         if not isinstance(cfg, SpikeGradConfig):
             raise TypeError(f"cfg must be a SpikeGradConfig, got {cfg!r}")
         if softmax is not None and not callable(softmax):
@@ -74,6 +79,9 @@ class SpikeGradCore(wiring.Component):
         self._cfg = cfg
         self._softmax = softmax
         self._counter_bits = counter_bits
+        if not isinstance(register_ram_outputs, bool):
+            raise TypeError(f"register_ram_outputs must be a bool, not {register_ram_outputs!r}")
+        self._ram_regs = register_ram_outputs
         super().__init__({
             "cmd": In(stream.Signature(command_layout(cfg))),
             "spikes": In(stream.Signature(spike_layout(cfg))),
@@ -99,7 +107,7 @@ class SpikeGradCore(wiring.Component):
         depth = cfg.queue_depth
         m = Module()
 
-        eng = [LayerEngine(cfg, l) for l in range(L)]
+        eng = [LayerEngine(cfg, l, register_ram_outputs=self._ram_regs) for l in range(L)]
         for l, e in enumerate(eng):
             m.submodules[f"engine{l}"] = e
         geo = [WeightGeometry(cfg, l) for l in range(L)]
@@ -143,10 +151,19 @@ class SpikeGradCore(wiring.Component):
         in_ev = Signal()
         in_lane = sp.index[:lb] if lb else None
         in_group = sp.index[lb:]
+        out_slice = []
         for l in range(L):
             f, e = fifo[l], eng[l]
             gbits = e.in_group_bits
-            m.d.comb += [e.ev.valid.eq(f.r_rdy), e.ev.payload.eq(f.r_data), f.r_en.eq(e.ev.ready)]
+            # A register slice between queue and engine: the engine's ready depends on its
+            # issue decision, which must not reach the queue's read side in the same cycle.
+            # Entries in the slice are out of the queue (its level no longer counts them)
+            # and count as work in progress for ``all_idle``.
+            sk = SkidBuffer(entry_layout(P, gbits))
+            m.submodules[f"queue{l}_out"] = sk
+            out_slice.append(sk)
+            m.d.comb += [sk.i.valid.eq(f.r_rdy), sk.i.payload.eq(f.r_data), f.r_en.eq(sk.i.ready)]
+            wiring.connect(m, sk.o, e.ev)
             with m.If(ph_bwd):
                 if l + 1 < L:
                     m.d.comb += [f.w_en.eq(eng[l + 1].push), f.w_data.eq(entry_bits(eng[l + 1].push_data, gbits))]
@@ -166,7 +183,8 @@ class SpikeGradCore(wiring.Component):
             m.d.comb += e.bwd.eq(ph_bwd)
 
         all_idle = Signal()
-        m.d.comb += all_idle.eq(Cat(*[e.idle for e in eng], *[f.level == 0 for f in fifo]).all())
+        m.d.comb += all_idle.eq(Cat(*[e.idle for e in eng], *[f.level == 0 for f in fifo],
+                                    *[sk.i.ready & ~sk.o.valid for sk in out_slice]).all())
 
         # ---------------------------------------------------------- weights and biases
         acc = self.weights.payload

@@ -130,9 +130,21 @@ class LayerEngine(wiring.Component):
 
     Neuron ``i`` is lane ``i mod P`` of group ``i // P``; a group's state is one
     word of a :class:`~amaranth.lib.memory.Memory` (``ArrayLayout(lane_layout, P)``).
-    Two-stage pipeline: read the group word and the weights at ``t``, compute
-    and write back at ``t + 1`` (the read port is transparent for the write
-    port, so consecutive accesses to the same group see each other).
+    Pipeline (``docs/spikegrad_core.md``): stage 0 issues the group-word and weight
+    reads, stage 1 registers the memory outputs, stage 2 computes the sums, stage 3
+    tests the thresholds and writes back, stage 4 pushes the outgoing entry. The
+    read port is transparent for the write port; an op on a group still in stage 1
+    or 2 holds the issue (read-after-write interlock).
+
+    Parameters
+    ----------
+    cfg : SpikeGradConfig
+    layer : int
+    register_ram_outputs : bool, keyword-only
+        Stage 1 as registers (default). False makes stage 1 a wire: one cycle less
+        latency and about 80 fewer flip-flops per lane, for FPGAs whose block RAM is
+        fast next to their logic (iCE40) and whose logic cells are scarce. The
+        results are the same either way.
 
     Members
     -------
@@ -141,7 +153,8 @@ class LayerEngine(wiring.Component):
     ev : ``In(stream.Signature(entry_layout))`` -- incoming events, one queue entry per beat.
     push, push_data : ``Out`` -- an outgoing queue entry this cycle (no back-pressure: see ``room_level``).
     room_level : ``In`` -- fill level of the queue ``push`` writes; the engine issues only while
-        ``room_level + in_flight <= queue_depth - 2`` so it never writes into a full queue.
+        ``room_level + in_flight <= queue_depth - 2`` (tested a cycle early, conservatively) so it
+        never writes into a full queue.
     wt_addr : ``Out`` per-bank weight read address (``W[layer]`` forward, ``W[layer+1]`` backward).
     wt_data : ``In`` per-bank weight read data, one cycle later.
     bias_addr, bias_data : bias read (for INIT).
@@ -152,9 +165,12 @@ class LayerEngine(wiring.Component):
     sat : ``Out(sat_flags_layout())`` -- saturation strobes this cycle.
     """
 
-    def __init__(self, cfg: SpikeGradConfig, layer: int):
+    def __init__(self, cfg: SpikeGradConfig, layer: int, *, register_ram_outputs: bool = True):
         check_layer_args(cfg, layer)
+        if not isinstance(register_ram_outputs, bool):
+            raise TypeError(f"register_ram_outputs must be a bool, not {register_ram_outputs!r}")
         self._cfg, self._layer = cfg, layer
+        self._ram_regs = register_ram_outputs
         P = cfg.lanes
         L = cfg.num_layers
         self._top = layer == L - 1
@@ -258,9 +274,16 @@ class LayerEngine(wiring.Component):
         room_ok = Signal()
         in_flight = Signal(range(5))
         # a table, not a chain of additions (yosys would fold one into a $macc cell)
-        busy_bits = Cat(s1.valid, s2.valid, s3.valid, s4_push)
+        # (without stage-1 registers s2 is s1: count it once)
+        busy_bits = Cat(s1.valid, s2.valid if self._ram_regs else 0, s3.valid, s4_push)
         m.d.comb += in_flight.eq(Array(Const(bin(k).count("1"), 3) for k in range(16))[busy_bits])
-        m.d.comb += room_ok.eq(self.room_level + in_flight <= depth - 2)
+        # room_ok is registered: the queue level feeds it, and the queue's read side
+        # depends on this engine's issue decision, so a combinational check would be a
+        # loop through both. It is conservative: the sum it tests, a cycle old plus that
+        # cycle's issue, can only be larger than the current one (pushes move from
+        # ``in_flight`` to the level, pops only lower it).
+        room_next = Signal()
+        m.d.sync += room_ok.eq(room_next)
         # Read-after-write: an issue sees the write of the op issued 3 cycles before it
         # (transparent read); ops in stages 1 and 2 on the same group must drain first.
         hazard = Signal()
@@ -302,6 +325,7 @@ class LayerEngine(wiring.Component):
                         m.d.comb += last_of_entry.eq(1)
                 with m.Else():
                     m.d.sync += gcnt.eq(gcnt + 1)
+        m.d.comb += room_next.eq(self.room_level + in_flight + issue <= depth - 2)
         m.d.comb += self.ev.ready.eq(~sweep_active & (~ent_valid | last_of_entry))
         with m.If(self.ev.valid & self.ev.ready):
             m.d.sync += [ent.eq(self.ev.payload), ent_valid.eq(1)]
@@ -339,10 +363,14 @@ class LayerEngine(wiring.Component):
 
         # ------------------------------------------------------------ stage 1
         # Block RAM outputs (several ns clock-to-out on an ECP5) go straight into registers.
-        old2 = Signal(word)
-        w2 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P))
-        bias2 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P))
-        m.d.sync += [s2.eq(s1), old2.eq(rp.data), w2.eq(self.wt_data), bias2.eq(self.bias_data)]
+        # Without them (``register_ram_outputs=False``) the interlock below still holds:
+        # s2 is s1, so "stage 1 or 2" is the op issued one cycle before, the only one
+        # whose write-back a new issue would miss.
+        old2 = Signal(word, reset_less=True)
+        w2 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P), reset_less=True)
+        bias2 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P), reset_less=True)
+        stage1 = m.d.sync if self._ram_regs else m.d.comb
+        stage1 += [s2.eq(s1), old2.eq(rp.data), w2.eq(self.wt_data), bias2.eq(self.bias_data)]
 
         # ------------------------------------------------------------ stage 2
         # The additions, and every operand stage 3 may select once it knows whether the
@@ -354,9 +382,9 @@ class LayerEngine(wiring.Component):
             "e_up": signed(cb), "e_dn": signed(cb), "xf_up": 1, "xf_dn": 1, "ef_up": 1, "ef_dn": 1,
             "sp": 1, "valid": 1,
         })
-        r3 = Signal(data.ArrayLayout(lane2, P))
-        old3 = Signal(word)
-        bias3 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P))
+        r3 = Signal(data.ArrayLayout(lane2, P), reset_less=True)
+        old3 = Signal(word, reset_less=True)
+        bias3 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P), reset_less=True)
         m.d.sync += [s3.eq(s2), old3.eq(old2), bias3.eq(bias2)]
         for p in range(P):
             o, r = old2[p], r3[p]
@@ -473,8 +501,14 @@ class LayerEngine(wiring.Component):
             te_e = [Signal(signed(cb), name=f"te_e{q}") for q in range(P)]
             au, ae = Array(te_u), Array(te_e)
             cu, ce = au[te_q], ae[te_q]
+            # registered like room_ok (the level plus this cycle's push can only overstate
+            # the next cycle's level); a combinational test put the queue level in front
+            # of the queue's own write enable
             te_room = Signal()
-            m.d.comb += te_room.eq((self.room_level <= depth - 2) if cfg.num_layers > 1 else 1)
+            if cfg.num_layers > 1:
+                m.d.sync += te_room.eq(self.room_level + self.push <= depth - 2)
+            else:
+                m.d.comb += te_room.eq(1)
             m.d.comb += te_addr.eq(te_g)
             with m.FSM(name="te"):
                 with m.State("IDLE"):

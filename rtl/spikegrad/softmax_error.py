@@ -41,11 +41,11 @@ DIVIDERS = ("pipelined", "iterative")
 
 def softmax_error_latency(cfg: SpikeGradConfig, divider: str = "pipelined") -> int:
     """Cycles from the last ``v`` transfer to the last ``u`` transfer without back-pressure:
-    ``2 * num_classes + prob_bits + 3`` with the pipelined divider,
-    ``num_classes * (prob_bits + 5) + 1`` with the iterative one (see :class:`SoftmaxError`)."""
+    ``2 * num_classes + prob_bits + 4`` with the pipelined divider,
+    ``num_classes * (prob_bits + 7) + 1`` with the iterative one (see :class:`SoftmaxError`)."""
     if divider == "iterative":
-        return cfg.num_classes * (cfg.prob_bits + 5) + 1
-    return 2 * cfg.num_classes + cfg.prob_bits + 3
+        return cfg.num_classes * (cfg.prob_bits + 7) + 1
+    return 2 * cfg.num_classes + cfg.prob_bits + 4
 
 
 class SoftmaxError(wiring.Component):
@@ -63,15 +63,15 @@ class SoftmaxError(wiring.Component):
     one stored ``V_i`` and one LUT entry per cycle (cycles 1..C) and
     accumulates the sum (complete at C + 2); the division pass feeds one class
     per cycle into a ``prob_bits + 1``-stage restoring divider from cycle C + 2;
-    an output register adds the label, scales and rounds. With ``u.ready``
+    two output registers subtract the label, then scale and round. With ``u.ready``
     held high the last ``u`` beat transfers in cycle :attr:`latency`
-    ``= 2*C + prob_bits + 3``. Back-pressure on ``u`` stalls the division
+    ``= 2*C + prob_bits + 4``. Back-pressure on ``u`` stalls the division
     pass as a whole; the unit takes the next sample after the last ``u`` beat.
 
     With ``divider="iterative"`` the division pass uses one shift-subtract
     stage for ``prob_bits + 1`` cycles per class instead of ``prob_bits + 1``
     pipeline stages (same results, about ten times less logic; the division
-    pass then takes ``C * (prob_bits + 4)`` cycles: see :func:`softmax_error_latency`).
+    pass then takes ``C * (prob_bits + 6)`` cycles: see :func:`softmax_error_latency`).
     Board tops with little logic (iCE40UP5K) use it.
 
     Parameters
@@ -208,18 +208,24 @@ class SoftmaxError(wiring.Component):
                     m.next = "LOAD"
         m.d.comb += self.busy.eq(~fsm.ongoing("LOAD") | (count != 0))
 
-        def output_stage(quot, index):
-            """Subtract the one-hot label, scale by 2**(error_shift - prob_bits), round; register into ``u``."""
+        def error_terms(quot, index):
+            """Subtract the one-hot label: the sign and magnitude of ``p - onehot``."""
             err = Signal(signed(prob_bits + 2))
             negative = Signal()
             magnitude = Signal(prob_bits + 1)
-            scaled = Signal(unsigned(prob_bits + 1 + (1 << len(self.error_shift)) - 1))
-            rounded = Signal(cfg.error_bits - 1)
-            value = Signal(signed(cfg.error_bits))
             m.d.comb += [
                 err.eq(quot - Mux(index == self.label, 1 << prob_bits, 0)),
                 negative.eq(err < 0),
                 magnitude.eq(Mux(negative, -err, err)),
+            ]
+            return negative, magnitude
+
+        def scaled_error(negative, magnitude, index):
+            """Scale by 2**(error_shift - prob_bits) and round (half away from zero); assignments to ``u``."""
+            scaled = Signal(unsigned(prob_bits + 1 + (1 << len(self.error_shift)) - 1))
+            rounded = Signal(cfg.error_bits - 1)
+            value = Signal(signed(cfg.error_bits))
+            m.d.comb += [
                 scaled.eq(magnitude << self.error_shift),
                 rounded.eq((scaled + (1 << (prob_bits - 1))) >> prob_bits),
                 value.eq(Mux(negative, -rounded, rounded)),
@@ -229,8 +235,12 @@ class SoftmaxError(wiring.Component):
 
         if iterative:
             # One shift-subtract stage reused prob_bits + 1 times per class:
-            # FETCH (address e[count]) -> LOAD_E -> prob_bits + 1 STEP cycles -> OUT (u valid).
+            # FETCH (address e[count]) -> LOAD_E -> prob_bits + 1 STEP cycles -> ERR -> SCALE
+            # -> OUT (u valid). ERR and SCALE give the label subtraction and the scaling a
+            # cycle each: on an iCE40 the quotient-to-error chain alone is two 30 MHz cycles.
             it_rem = Signal(sum_bits)
+            o_neg = Signal()
+            o_mag = Signal(prob_bits + 1)
             it_quot = Signal(prob_bits + 1)
             it_step = Signal(range(prob_bits + 1))
             trial = Signal(sum_bits + 1)
@@ -251,8 +261,14 @@ class SoftmaxError(wiring.Component):
                     m.d.sync += [it_quot.eq(quot_next), it_rem.eq(Mux(fits, trial - total, trial)),
                                  it_step.eq(it_step + 1)]
                     with m.If(it_step == prob_bits):
-                        m.d.sync += [self.u.valid.eq(1), *output_stage(quot_next, count)]
-                        m.next = "OUT"
+                        m.next = "ERR"
+                with m.State("ERR"):
+                    neg, mag = error_terms(it_quot, count)
+                    m.d.sync += [o_neg.eq(neg), o_mag.eq(mag)]
+                    m.next = "SCALE"
+                with m.State("SCALE"):
+                    m.d.sync += [self.u.valid.eq(1), *scaled_error(o_neg, o_mag, count)]
+                    m.next = "OUT"
                 with m.State("OUT"):
                     with m.If(self.u.ready):
                         m.d.sync += self.u.valid.eq(0)
@@ -285,8 +301,14 @@ class SoftmaxError(wiring.Component):
                 rem = nrem
             valid, index, quot = nvalid, nindex, nquot
 
-        # Output stage.
-        out = output_stage(quot, index)
+        # Output stages: the label subtraction, then the scaling and rounding, a
+        # register each (together they were the slowest path of the core on an ECP5).
+        o_valid, o_neg = Signal(), Signal()
+        o_mag = Signal(prob_bits + 1)
+        o_index = Signal(range(n_classes))
+        neg, mag = error_terms(quot, index)
         with m.If(adv):
-            m.d.sync += [self.u.valid.eq(valid), *out]
+            m.d.sync += [o_valid.eq(valid), o_neg.eq(neg), o_mag.eq(mag), o_index.eq(index)]
+        with m.If(adv):
+            m.d.sync += [self.u.valid.eq(o_valid), *scaled_error(o_neg, o_mag, o_index)]
         return m
