@@ -142,9 +142,9 @@ class ChiRecurrence(wiring.Component):
     clear : ``In(1)``
         Clears ``sat``, ``sat_count`` and ``steps``.
     sat : ``Out(1)``
-        Sticky: some unmasked output saturated.
+        Sticky: some unmasked output saturated (set one cycle after that output's beat).
     sat_count : ``Out(32)``
-        Saturated outputs.
+        Saturated outputs (counted one cycle after the beat).
     steps : ``Out(32)``
         Neuron-steps done (``lanes`` per output beat).
     """
@@ -279,12 +279,18 @@ class ChiRecurrence(wiring.Component):
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(v2), self.o.payload.index.eq(idx2)]
 
-        # counters and the sticky flag
+        # counters and the sticky flag; the saturation count of a beat is registered
+        # first (one cycle later): the saturation test ends the recurrence's long path,
+        # and a 32-bit counter behind it was the slowest path of the EXODUS engine.
         fire = advance & v2
+        n_sat_r = Signal.like(n_sat)
+        m.d.sync += n_sat_r.eq(Mux(fire & ~self.clear, n_sat, 0))
         with m.If(self.clear):
             m.d.sync += [self.sat.eq(0), self.sat_count.eq(0), self.steps.eq(0)]
-        with m.Elif(fire):
-            m.d.sync += [self.steps.eq(self.steps + lanes), self.sat_count.eq(self.sat_count + n_sat)]
-            with m.If(n_sat != 0):
+        with m.Else():
+            m.d.sync += self.sat_count.eq(self.sat_count + n_sat_r)
+            with m.If(n_sat_r != 0):
                 m.d.sync += self.sat.eq(1)
+            with m.If(fire):
+                m.d.sync += self.steps.eq(self.steps + lanes)
         return m

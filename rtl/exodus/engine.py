@@ -204,13 +204,14 @@ class TemporalLayerEngine(wiring.Component):
         wb_upd = Signal()        # a weight-update write-back
 
         idle = Signal()
-        m.d.comb += self.busy.eq(~idle)
+        sat_pending = Signal()   # a registered saturation event not yet counted (see below)
+        m.d.comb += self.busy.eq(~idle | sat_pending)
         with m.If(~idle):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
         rd_pending = Signal()
-        m.d.comb += [self.cmd.ready.eq(idle & ~rd_pending & ~self.rdata.valid),
-                     self.host.ready.eq(idle & ~rd_pending & ~self.rdata.valid)]
+        m.d.comb += [self.cmd.ready.eq(idle & ~sat_pending & ~rd_pending & ~self.rdata.valid),
+                     self.host.ready.eq(idle & ~sat_pending & ~rd_pending & ~self.rdata.valid)]
         hp = self.host.payload
         host_fire = self.host.valid & self.host.ready
         host_tgt = Signal(Target)
@@ -477,14 +478,21 @@ class TemporalLayerEngine(wiring.Component):
                     m.next = "IDLE"
 
         # ------------------------------------------------------------ flags and counters
+        # The saturation events are registered before they reach the flags and the
+        # counter (each ends a long arithmetic path); the engine stays busy while one
+        # is pending, so flags and counts are complete when it reports idle.
         sat_events = [("fwd", fwd_inc & z_hit_r), ("fwd", fwd_inc & v_hit), ("grad", in_gpel & gp_hit),
                       ("acc", wb_acc & acc_hit), ("weight", wb_upd & upd_hit)]
+        clearing = self.cmd.valid & self.cmd.ready & (self.cmd.payload.op == Op.CLEAR)
+        sat_r = Signal(len(sat_events))
+        m.d.sync += sat_r.eq(Cat(cond for _, cond in sat_events))
+        m.d.comb += sat_pending.eq(sat_r.any())
         n_sat = Signal(range(len(sat_events) + 1))
-        m.d.comb += n_sat.eq(sum(cond for _, cond in sat_events))
-        with m.If(~(self.cmd.valid & self.cmd.ready & (self.cmd.payload.op == Op.CLEAR))):
+        m.d.comb += n_sat.eq(sum(sat_r[k] for k in range(len(sat_events))))
+        with m.If(~clearing):
             m.d.sync += self.sat_count.eq(self.sat_count + n_sat)
-            for name, cond in sat_events:
-                with m.If(cond):
+            for k, (name, _) in enumerate(sat_events):
+                with m.If(sat_r[k]):
                     m.d.sync += self.flags[name].eq(1)
             with m.If(syn_inc):
                 m.d.sync += self.syn_events.eq(self.syn_events + 1)

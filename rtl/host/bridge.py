@@ -373,6 +373,9 @@ class HostBridge(wiring.Component):
                               Cmd.EX_STATUS: EX_STATUS_REQ_LEN})
                 minimum[Cmd.EX_WRITE] = EX_ACCESS_HEADER
             with m.State("CHECK"):
+                # Point the buffer at the first value now (the command byte is long known),
+                # so FIELDS' decisions do not reach the buffer's read address.
+                m.d.comb += pos_n.eq(Mux(cmd_r == Cmd.WRITE_WEIGHTS, WRITE_HEADER, SAMPLE_HEADER))
                 with m.If(rcrc.crc != 0):
                     respond(Status.BAD_CRC)
                 with m.Elif(too_long):
@@ -411,14 +414,12 @@ class HostBridge(wiring.Component):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += widx.eq(f_start)
-                            m.d.comb += pos_n.eq(WRITE_HEADER)
                             m.next = "WALK"
                     with m.Case(Cmd.LOAD_SAMPLE):
                         with m.If(f_sstart >= n_in):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += widx.eq(f_sstart)
-                            m.d.comb += pos_n.eq(SAMPLE_HEADER)
                             m.next = "WALK"
                     with m.Case(Cmd.READ_WEIGHTS):
                         with m.If(~target_ok | (f_count == 0) | (f_count > fmt.max_read) |
