@@ -189,6 +189,12 @@ class TemporalLayerEngine(wiring.Component):
         n = Signal(range(TM + 1))
         i = Signal(range(NO + 1))
         j = Signal(range(NI + 1))
+        # Row bases kept beside their indices (i_ni = i * NI, n_no = n * NO, out_n_no =
+        # out_n * NO, TNO = T * NO), stepped by additions: as products they put a
+        # multiplier on every memory address path.
+        i_ni = Signal(range(NO * NI + NI + 1))
+        n_no = Signal(range((TM + 1) * NO + 1))
+        TNO = Signal(range(TM * NO + 1))
         xw = Signal(NI)          # the input word of the current step
         work = Signal(NI)        # its set bits not yet visited
         pend = Signal()          # a read issued last cycle is to be consumed now
@@ -284,6 +290,7 @@ class TemporalLayerEngine(wiring.Component):
             chi.o.ready.eq(1),
         ]
         out_n = Signal(range(TM + 1))
+        out_n_no = Signal(range((TM + 1) * NO + 1))
         out_i = Signal(range(NO + 1))
         out_left = Signal(range(TM * NO + 1))
 
@@ -317,15 +324,16 @@ class TemporalLayerEngine(wiring.Component):
 
                 with m.If(self.cmd.valid & self.cmd.ready):
                     c = self.cmd.payload
-                    m.d.sync += [n.eq(0), i.eq(0), j.eq(0), pend.eq(0), rd_valid.eq(0), wb_valid.eq(0),
-                                 s_word.eq(0)]
+                    m.d.sync += [n.eq(0), n_no.eq(0), i.eq(0), i_ni.eq(0), j.eq(0), pend.eq(0), rd_valid.eq(0),
+                                 wb_valid.eq(0), s_word.eq(0)]
                     with m.Switch(c.op):
                         with m.Case(Op.FORWARD):
-                            m.d.sync += T.eq(c.steps)
+                            m.d.sync += [T.eq(c.steps), TNO.eq(c.steps * NO)]
                             m.next = "F_STEP"
                         with m.Case(Op.BACKWARD):
                             m.d.sync += [slayer.eq(c.slayer), grad_prev.eq(c.grad_prev & self._backprop),
-                                         n.eq(T - 1), out_n.eq(T - 1), out_i.eq(0), out_left.eq(T * NO)]
+                                         n.eq(T - 1), n_no.eq(TNO - NO), out_n.eq(T - 1), out_n_no.eq(TNO - NO),
+                                         out_i.eq(0), out_left.eq(TNO)]
                             m.next = "B_CHI"
                         with m.Case(Op.UPDATE):
                             m.next = "U_RUN"
@@ -339,14 +347,14 @@ class TemporalLayerEngine(wiring.Component):
                 m.d.comb += [R["x"].addr.eq(n), R["x"].en.eq(1)]
                 m.next = "F_XLOAD"
             with m.State("F_XLOAD"):
-                m.d.sync += [xw.eq(R["x"].data), i.eq(0)]
+                m.d.sync += [xw.eq(R["x"].data), i.eq(0), i_ni.eq(0)]
                 m.next = "F_NEURON"
             with m.State("F_NEURON"):
-                m.d.comb += [R["u"].addr.eq((n - 1) * NO + i), R["u"].en.eq(n != 0)]
+                m.d.comb += [R["u"].addr.eq(n_no - NO + i), R["u"].en.eq(n != 0)]
                 m.d.sync += [work.eq(xw), z.eq(0), pend.eq(0)]
                 m.next = "F_ACC"
             with m.State("F_ACC"):
-                m.d.comb += [R["w"].addr.eq(i * NI + low), R["w"].en.eq(work != 0)]
+                m.d.comb += [R["w"].addr.eq(i_ni + low), R["w"].en.eq(work != 0)]
                 with m.If(pend):
                     m.d.sync += z.eq(z + R["w"].data)
                     m.d.comb += syn_inc.eq(1)
@@ -360,16 +368,16 @@ class TemporalLayerEngine(wiring.Component):
                 m.d.sync += [decay_r.eq(decay), rest_r.eq(rest), z_hit_r.eq(z_hit)]
                 m.next = "F_LIF"
             with m.State("F_LIF"):
-                m.d.comb += [W["u"].addr.eq(n * NO + i), W["u"].data.eq(Cat(v, v_mask)), W["u"].en.eq(1),
+                m.d.comb += [W["u"].addr.eq(n_no + i), W["u"].data.eq(Cat(v, v_mask)), W["u"].en.eq(1),
                              fwd_inc.eq(1)]
-                m.d.sync += [s_word.eq(s_word | (spike << i)), i.eq(i + 1)]
+                m.d.sync += [s_word.eq(s_word | (spike << i)), i.eq(i + 1), i_ni.eq(i_ni + NI)]
                 with m.If(i == NO - 1):
                     m.next = "F_SWRITE"
                 with m.Else():
                     m.next = "F_NEURON"
             with m.State("F_SWRITE"):
                 m.d.comb += [W["s"].addr.eq(n), W["s"].data.eq(s_word), W["s"].en.eq(1)]
-                m.d.sync += [s_word.eq(0), n.eq(n + 1)]
+                m.d.sync += [s_word.eq(0), n.eq(n + 1), n_no.eq(n_no + NO)]
                 with m.If(n == T - 1):
                     m.next = "IDLE"
                 with m.Else():
@@ -379,24 +387,25 @@ class TemporalLayerEngine(wiring.Component):
             with m.State("B_CHI"):
                 issuing = Signal()
                 m.d.comb += issuing.eq(n != TM)  # n wraps to TM... marks "all issued" (see below)
-                m.d.comb += [R["u"].addr.eq(n * NO + i), R["u"].en.eq(issuing),
+                m.d.comb += [R["u"].addr.eq(n_no + i), R["u"].en.eq(issuing),
                              R["g"].addr.eq(n), R["g"].en.eq(issuing)]
                 m.d.sync += [feed_valid.eq(issuing), feed_i.eq(i), feed_first.eq(n == T - 1)]
                 with m.If(issuing):
                     with m.If(i == NO - 1):
-                        m.d.sync += [i.eq(0), n.eq(Mux(n == 0, TM, n - 1))]
+                        m.d.sync += [i.eq(0), i_ni.eq(0), n.eq(Mux(n == 0, TM, n - 1)),
+                                     n_no.eq(Mux(n == 0, TM * NO, n_no - NO))]
                     with m.Else():
-                        m.d.sync += i.eq(i + 1)
+                        m.d.sync += [i.eq(i + 1), i_ni.eq(i_ni + NI)]
                 with m.If(chi.o.valid):
-                    m.d.comb += [W["lam"].addr.eq(out_n * NO + out_i), W["lam"].data.eq(chi.o.payload.lam[0]),
+                    m.d.comb += [W["lam"].addr.eq(out_n_no + out_i), W["lam"].data.eq(chi.o.payload.lam[0]),
                                  W["lam"].en.eq(1)]
                     m.d.sync += out_left.eq(out_left - 1)
                     with m.If(out_i == NO - 1):
-                        m.d.sync += [out_i.eq(0), out_n.eq(out_n - 1)]
+                        m.d.sync += [out_i.eq(0), out_n.eq(out_n - 1), out_n_no.eq(out_n_no - NO)]
                     with m.Else():
                         m.d.sync += out_i.eq(out_i + 1)
                     with m.If(out_left == 1):
-                        m.d.sync += [n.eq(0), i.eq(0), j.eq(0), pend.eq(0), feed_valid.eq(0)]
+                        m.d.sync += [n.eq(0), n_no.eq(0), i.eq(0), i_ni.eq(0), j.eq(0), pend.eq(0), feed_valid.eq(0)]
                         m.next = "B_GP" if self._backprop else "B_WX"
 
             # ---------------------------------------------------------- backward: gradient to the layer below
@@ -407,28 +416,29 @@ class TemporalLayerEngine(wiring.Component):
                     with m.Else():
                         issuing = Signal()
                         m.d.comb += [issuing.eq(i != NO),
-                                     R["w"].addr.eq(i * NI + j), R["w"].en.eq(issuing),
-                                     R["lam"].addr.eq(n * NO + i), R["lam"].en.eq(issuing)]
+                                     R["w"].addr.eq(i_ni + j), R["w"].en.eq(issuing),
+                                     R["lam"].addr.eq(n_no + i), R["lam"].en.eq(issuing)]
                         # the product of the registered RAM outputs (w_r, lam_r), one cycle later
                         with m.If(i == 0):
                             m.d.sync += mac.eq(0)
                         with m.If(pend2):
                             m.d.sync += mac.eq(mac + w_r * lam_r)
-                        m.d.sync += [pend.eq(issuing), pend2.eq(pend), i.eq(Mux(issuing, i + 1, i))]
+                        m.d.sync += [pend.eq(issuing), pend2.eq(pend), i.eq(Mux(issuing, i + 1, i)),
+                                     i_ni.eq(Mux(issuing, i_ni + NI, i_ni))]
                         with m.If(~issuing & ~pend & ~pend2):
                             m.next = "B_GPEL"
                 with m.State("B_GPEL"):
                     m.d.comb += in_gpel.eq(1)
-                    m.d.sync += [gp_word[j].eq(gp_sat), j.eq(j + 1), i.eq(0), mac.eq(0)]
+                    m.d.sync += [gp_word[j].eq(gp_sat), j.eq(j + 1), i.eq(0), i_ni.eq(0), mac.eq(0)]
                     with m.If(j == NI - 1):
                         m.next = "B_GPW"
                     with m.Else():
                         m.next = "B_GP"
                 with m.State("B_GPW"):
                     m.d.comb += [W["gp"].addr.eq(n), W["gp"].data.eq(gp_word), W["gp"].en.eq(1)]
-                    m.d.sync += [j.eq(0), n.eq(n + 1)]
+                    m.d.sync += [j.eq(0), n.eq(n + 1), n_no.eq(n_no + NO)]
                     with m.If(n == T - 1):
-                        m.d.sync += n.eq(0)
+                        m.d.sync += [n.eq(0), n_no.eq(0)]
                         m.next = "B_WX"
                     with m.Else():
                         m.next = "B_GP"
@@ -436,26 +446,26 @@ class TemporalLayerEngine(wiring.Component):
             # ---------------------------------------------------------- backward: weight gradient
             with m.State("B_WX"):
                 m.d.comb += [R["x"].addr.eq(n), R["x"].en.eq(1)]
-                m.d.sync += [i.eq(0), rd_valid.eq(0)]
+                m.d.sync += [i.eq(0), i_ni.eq(0), rd_valid.eq(0)]
                 m.next = "B_WLOAD"
             with m.State("B_WLOAD"):
                 m.d.sync += work.eq(R["x"].data)
                 m.next = "B_WSCAN"
             with m.State("B_WSCAN"):
                 # issue (j = low, i) reads; write back the previous one
-                m.d.comb += [R["acc"].addr.eq(i * NI + low), R["lam"].addr.eq(n * NO + i),
+                m.d.comb += [R["acc"].addr.eq(i_ni + low), R["lam"].addr.eq(n_no + i),
                              R["acc"].en.eq(work != 0), R["lam"].en.eq(work != 0)]
                 with m.If(wb_valid):
                     m.d.comb += [W["acc"].addr.eq(wb_addr), W["acc"].data.eq(acc_sum), W["acc"].en.eq(1),
                                  syn_inc.eq(1), wb_acc.eq(1)]
-                m.d.sync += [rd_valid.eq(work != 0), rd_addr.eq(i * NI + low)]
+                m.d.sync += [rd_valid.eq(work != 0), rd_addr.eq(i_ni + low)]
                 with m.If(work != 0):
                     with m.If(i == NO - 1):
-                        m.d.sync += [i.eq(0), work.eq(work & (work - 1))]
+                        m.d.sync += [i.eq(0), i_ni.eq(0), work.eq(work & (work - 1))]
                     with m.Else():
-                        m.d.sync += i.eq(i + 1)
+                        m.d.sync += [i.eq(i + 1), i_ni.eq(i_ni + NI)]
                 with m.Elif(~rd_valid & ~wb_valid):
-                    m.d.sync += n.eq(n + 1)
+                    m.d.sync += [n.eq(n + 1), n_no.eq(n_no + NO)]
                     with m.If(n == T - 1):
                         m.next = "IDLE"
                     with m.Else():
