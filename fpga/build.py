@@ -8,6 +8,7 @@ JSON report into Fmax per clock and LUT/FF/BRAM/DSP use.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -145,6 +146,10 @@ def _run_plan(plan, out: Path, env: dict, timeout: float | None, board_name: str
         proc.wait()
         raise BuildError(f"{board_name}: the FPGA tools did not finish within {timeout:g} s "
                          f"(logs in {out})") from None
+    except BaseException:          # Ctrl-C: the tools run in their own session and would not see it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
     if rc:
         raise subprocess.CalledProcessError(rc, ["sh", f"{plan.script}.sh"])
 

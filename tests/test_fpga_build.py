@@ -7,13 +7,12 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from fpga import boards as fpga_boards
-import subprocess
-
 from fpga.build import BuildError, TimingError, build_board
 from spikecore.cli import main
 

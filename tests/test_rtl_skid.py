@@ -1,4 +1,4 @@
-"""The stream register slice between the host bridge and the core."""
+"""The stream register slice (between the host bridge and the core, and between each queue and its engine)."""
 
 from __future__ import annotations
 

@@ -15,12 +15,14 @@ value written in the same cycle).
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikecore.config import ExodusConfig
+
+from ..arith import saturate
 
 __all__ = ["ChiRecurrence", "COUNTER_BITS", "index_bits", "lane_layout", "input_layout", "output_layout",
            "table_write_layout", "saturating", "round_half_up_shift", "lut_index_expr", "LATENCY"]
@@ -69,26 +71,12 @@ def table_write_layout(cfg: ExodusConfig) -> data.StructLayout:
 
 
 def saturating(m: Module, value, bits: int, name: str):
-    """``(result, clamped)``: ``value`` clamped to a signed ``bits``-wide range (comb signals).
-
-    ``value`` fits when its bits from ``bits - 1`` up are all equal (a sign extension):
-    one wide AND/OR instead of two carry-chain comparisons against the range's ends.
-    """
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    value = Value.cast(value)
+    """``(result, clamped)``: ``value`` clamped to a signed ``bits``-wide range, as named comb signals
+    (:func:`rtl.arith.saturate`: a sign-extension test, no range comparisons)."""
     out = Signal(signed(bits), name=name)
     hit = Signal(name=f"{name}_sat")
-    if not value.shape().signed:                       # an unsigned value: one more bit, a zero sign
-        value = Cat(value, Const(0, 1)).as_signed()
-    if len(value) <= bits:
-        m.d.comb += [hit.eq(0), out.eq(value)]
-        return out, hit
-    top = value[bits - 1:]
-    negative = value[-1]
-    m.d.comb += [
-        hit.eq(~(top.all() | ~top.any())),
-        out.eq(Mux(hit, Mux(negative, lo, hi), value[:bits].as_signed())),
-    ]
+    clamped, over = saturate(value, bits)
+    m.d.comb += [out.eq(clamped), hit.eq(over)]
     return out, hit
 
 

@@ -189,10 +189,10 @@ class TemporalLayerEngine(wiring.Component):
         n = Signal(range(TM + 1))
         i = Signal(range(NO + 1))
         j = Signal(range(NI + 1))
-        # Row bases kept beside their indices (i_ni = i * NI, n_no = n * NO, out_n_no =
-        # out_n * NO, TNO = T * NO), stepped by additions: as products they put a
+        # Row bases kept beside their indices (i_ni = i * NI, n_no = n * NO, out_n_no = the
+        # chi output's step * NO, TNO = T * NO), stepped by additions: as products they put a
         # multiplier on every memory address path.
-        i_ni = Signal(range(NO * NI + NI + 1))
+        i_ni = Signal(range(NO * NI + 1))
         n_no = Signal(range((TM + 1) * NO + 1))
         TNO = Signal(range(TM * NO + 1))
         xw = Signal(NI)          # the input word of the current step
@@ -289,7 +289,6 @@ class TemporalLayerEngine(wiring.Component):
             chi.i.payload.lanes[0].g.eq(g_word[feed_i]),
             chi.o.ready.eq(1),
         ]
-        out_n = Signal(range(TM + 1))
         out_n_no = Signal(range((TM + 1) * NO + 1))
         out_i = Signal(range(NO + 1))
         out_left = Signal(range(TM * NO + 1))
@@ -332,7 +331,7 @@ class TemporalLayerEngine(wiring.Component):
                             m.next = "F_STEP"
                         with m.Case(Op.BACKWARD):
                             m.d.sync += [slayer.eq(c.slayer), grad_prev.eq(c.grad_prev & self._backprop),
-                                         n.eq(T - 1), n_no.eq(TNO - NO), out_n.eq(T - 1), out_n_no.eq(TNO - NO),
+                                         n.eq(T - 1), n_no.eq(TNO - NO), out_n_no.eq(TNO - NO),
                                          out_i.eq(0), out_left.eq(TNO)]
                             m.next = "B_CHI"
                         with m.Case(Op.UPDATE):
@@ -401,7 +400,7 @@ class TemporalLayerEngine(wiring.Component):
                                  W["lam"].en.eq(1)]
                     m.d.sync += out_left.eq(out_left - 1)
                     with m.If(out_i == NO - 1):
-                        m.d.sync += [out_i.eq(0), out_n.eq(out_n - 1), out_n_no.eq(out_n_no - NO)]
+                        m.d.sync += [out_i.eq(0), out_n_no.eq(out_n_no - NO)]
                     with m.Else():
                         m.d.sync += out_i.eq(out_i + 1)
                     with m.If(out_left == 1):

@@ -113,8 +113,6 @@ class ExodusNetwork(wiring.Component):
         with m.Switch(self.status_layer):
             for k, e in enumerate(self._engines):
                 with m.Case(k):
-                    m.d.comb += [st.busy.eq(e.busy), st.fwd_steps.eq(e.fwd_steps), st.bwd_steps.eq(e.bwd_steps),
-                                 st.syn_events.eq(e.syn_events), st.sat_count.eq(e.sat_count),
-                                 st.chi_sat_count.eq(e.chi_sat_count), st.cycles.eq(e.cycles)]
+                    m.d.comb += [st.busy.eq(e.busy), *(st[f].eq(getattr(e, f)) for f in EX_COUNTERS)]
                     m.d.comb += [st[f].eq(e.flags[f]) for f in EX_FLAGS if f != "busy"]
         return m

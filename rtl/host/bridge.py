@@ -172,9 +172,10 @@ class HostBridge(wiring.Component):
             m.d.sync += rx_framing.eq(1)
 
         # The buffers have synchronous read ports (block RAM on FPGAs; asynchronous
-        # reads would become flip-flops and wide multiplexers on an iCE40). Each is
-        # addressed with the *next* value of its index register (``pos_n``,
-        # ``pidx_n``), so its data belongs to the index register's current value.
+        # reads would become flip-flops and wide multiplexers on an iCE40). The request
+        # buffer and the IDENTIFY ROM are addressed with the *next* value of their index
+        # register (``pos_n``, ``pidx_n``), so their data belongs to the index register's
+        # current value; the sample counts are read through a prefetch (see EXPAND).
         m.submodules.buf = buf = memory.Memory(shape=8, depth=mp, init=[])
         buf_w = buf.write_port()
         buf_r = buf.read_port()
@@ -273,7 +274,7 @@ class HostBridge(wiring.Component):
         bad_value = Mux(is_w, (val_w > lim_w) | (val_w < -lim_w),
                         (val_c > cfg.input_max) | (val_c < -cfg.input_max))
         walk_limit = Signal(16)
-        m.d.sync += walk_limit.eq(Mux(cmd_r == Cmd.WRITE_WEIGHTS, w_limit, n_in))
+        m.d.sync += walk_limit.eq(Mux(is_w, w_limit, n_in))
         walk_base = Mux(is_w, WRITE_HEADER, SAMPLE_HEADER)
         walk_last_byte = Mux(is_w, kbyte == wb - 1, kbyte == cb - 1)
         m.d.comb += buf_r.addr.eq(pos_n)
@@ -375,7 +376,7 @@ class HostBridge(wiring.Component):
             with m.State("CHECK"):
                 # Point the buffer at the first value now (the command byte is long known),
                 # so FIELDS' decisions do not reach the buffer's read address.
-                m.d.comb += pos_n.eq(Mux(cmd_r == Cmd.WRITE_WEIGHTS, WRITE_HEADER, SAMPLE_HEADER))
+                m.d.comb += pos_n.eq(walk_base)
                 with m.If(rcrc.crc != 0):
                     respond(Status.BAD_CRC)
                 with m.Elif(too_long):

@@ -13,7 +13,9 @@ from spikecore.config import SpikeGradConfig
 from ..skid import SkidBuffer
 
 from .banks import LaneBanks, WeightGeometry, addr_range, ceil_div, fit, log2_exact
-from .engine import EngineOp, LayerEngine, addsub, entry_layout, saturate
+from ..arith import saturate
+
+from .engine import EngineOp, LayerEngine, addsub, entry_layout
 from .layouts import (COUNTER_BITS, Op, command_layout, counters_layout, flags_layout, index_bits, result_layout,
                       spike_layout, weight_access_layout)
 from .softmax_error import SoftmaxError, error_shift_bits

@@ -12,10 +12,12 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import SpikeGradConfig
 
+from ..arith import out_of_range, saturate
+
 from .banks import WeightGeometry, addr_range, check_layer_args, bits_for, ceil_div, fit, log2_exact, rotate_to_lanes
 
 __all__ = ["EngineOp", "LayerEngine", "entry_layout", "lane_layout", "spike_count_bits", "sat_flags_layout",
-           "saturate", "addsub"]
+           "addsub"]
 
 
 class EngineOp(enum.Enum, shape=3):
@@ -58,32 +60,6 @@ def entry_layout(lanes: int, group_bits: int) -> data.StructLayout:
 
 def sat_flags_layout() -> data.StructLayout:
     return data.StructLayout({"membrane": 1, "error": 1, "trace": 1, "count": 1})
-
-
-def out_of_range(value, bits: int):
-    """``(over, under)``: a Value above / below the ``bits``-wide signed range.
-
-    A signed value is in range iff its bits ``bits-1 .. top`` are all equal, so
-    the test is a few LUTs rather than two carry-chain comparisons (the same
-    result as ``value > hi`` / ``value < lo``; small FPGAs care).
-    """
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    value = Value.cast(value)
-    n = len(value)
-    if value.shape().signed and n > bits:
-        top = value[bits - 1:]
-        out = ~((top == 0) | (top == (1 << len(top)) - 1))
-        return out & ~value[n - 1], out & value[n - 1]
-    if value.shape().signed:
-        return Const(0), Const(0)
-    return value > hi, value < lo
-
-
-def saturate(value, bits: int):
-    """``(clamped, saturated)`` of a Value to a ``bits``-wide signed range."""
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    over, under = out_of_range(value, bits)
-    return Mux(over, hi, Mux(under, lo, value)), over | under
 
 
 def addsub(a, b, sub):
@@ -285,7 +261,8 @@ class LayerEngine(wiring.Component):
         room_next = Signal()
         m.d.sync += room_ok.eq(room_next)
         # Read-after-write: an issue sees the write of the op issued 3 cycles before it
-        # (transparent read); ops in stages 1 and 2 on the same group must drain first.
+        # (2 without stage-1 registers; transparent read); ops in stages 1 and 2 on the
+        # same group must drain first.
         hazard = Signal()
         m.d.comb += hazard.eq((s1.valid & (s1.g == gcnt)) | (s2.valid & (s2.g == gcnt)))
         emits = Signal()

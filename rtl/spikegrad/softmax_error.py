@@ -308,7 +308,6 @@ class SoftmaxError(wiring.Component):
         o_index = Signal(range(n_classes))
         neg, mag = error_terms(quot, index)
         with m.If(adv):
-            m.d.sync += [o_valid.eq(valid), o_neg.eq(neg), o_mag.eq(mag), o_index.eq(index)]
-        with m.If(adv):
-            m.d.sync += [self.u.valid.eq(o_valid), *scaled_error(o_neg, o_mag, o_index)]
+            m.d.sync += [o_valid.eq(valid), o_neg.eq(neg), o_mag.eq(mag), o_index.eq(index),
+                         self.u.valid.eq(o_valid), *scaled_error(o_neg, o_mag, o_index)]
         return m

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from golden.data import encode_counts
-from spikecore.config import ConfigError, ExodusConfig, SpikeGradConfig
+from spikecore.config import ConfigError, SpikeGradConfig
 from spikecore.config.exodus import ExodusOp, ExodusTarget
 
 from . import protocol as P
@@ -56,11 +56,8 @@ class SpikecoreClient:
 
     def __init__(self, transport):
         self.transport = transport
-        ident = P.decode_identify(self.request(Cmd.IDENTIFY))
-        self.version = ident.version
-        if self.version != P.PROTOCOL_VERSION:
-            raise ProtocolError(f"device speaks protocol version {self.version}, this host {P.PROTOCOL_VERSION}")
-        self.config, self.exodus = ident.config, ident.exodus
+        ident = self.identify()
+        self.version, self.config, self.exodus = ident.version, ident.config, ident.exodus
         self.wire = WireFormat.of(self.config, ident.max_payload)
 
     # ------------------------------------------------------------ plumbing
@@ -73,9 +70,13 @@ class SpikecoreClient:
             raise DeviceError(f"{cmd.name}: device answered {resp.status_name()}", Status(resp.status))
         return resp.payload
 
-    def identify(self) -> tuple[int, SpikeGradConfig, WireFormat]:
+    def identify(self):
+        """IDENTIFY: the device's protocol version, configurations and payload limit (``P.decode_identify``);
+        :class:`ProtocolError` when it speaks another protocol version."""
         ident = P.decode_identify(self.request(Cmd.IDENTIFY))
-        return ident.version, ident.config, WireFormat.of(ident.config, ident.max_payload)
+        if ident.version != P.PROTOCOL_VERSION:
+            raise ProtocolError(f"device speaks protocol version {ident.version}, this host {P.PROTOCOL_VERSION}")
+        return ident
 
     # ------------------------------------------------------------ weights
     def _segments(self):

@@ -24,8 +24,8 @@ from spikecore.config.exodus import ExodusOp
 from .protocol import (CORE_FLAGS, COUNTERS, EX_ACCESS_HEADER, EX_RUN_LEN, EX_STATUS_REQ_LEN, EXODUS_COMMANDS,
                        MAX_LEN, READ_WEIGHTS_LEN, REG_BYTES, SAMPLE_HEADER, SYNC_REQUEST, WRITE_HEADER, Cmd, Kind,
                        Reg, Response, RunFlag, Status, WireFormat, check_exodus_wire, crc16, decode_ex_elements,
-                       exodus_backprop, exodus_target, identify_payload, pack_int, pack_values, unpack_int,
-                       unpack_values)
+                       exodus_backprop, exodus_target, identify_payload, pack_int, pack_values, to_bits,
+                       unpack_int, unpack_values)
 
 EXACT_LEN = {Cmd.IDENTIFY: 0, Cmd.READ_WEIGHTS: READ_WEIGHTS_LEN, Cmd.WRITE_REG: 1 + REG_BYTES, Cmd.READ_REG: 1,
              Cmd.INFER: 0, Cmd.TRAIN: 1, Cmd.READ_STATUS: 0, Cmd.CLEAR_FLAGS: 0, Cmd.RESET: 0,
@@ -272,5 +272,5 @@ class BridgeModel:
         if len(p) != EX_ACCESS_HEADER + size:
             return self._respond(Status.BAD_LENGTH)
         vals = decode_ex_elements(p[EX_ACCESS_HEADER:], f.nbytes)
-        eng.mem[target][addr:addr + count] = [v & ((1 << f.bits) - 1) for v in vals]
+        eng.mem[target][addr:addr + count] = [to_bits(v, f.bits) for v in vals]
         return self._respond(Status.OK)
