@@ -180,7 +180,7 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
     # --freq: the target of the PLL's output clock (see BoardTop).
     plan = platform.prepare(top, name, synth_opts=board.synth_opts,
                             nextpnr_opts=f"--report nextpnr_report.json --timing-allow-fail "
-                                         f"--freq {top.achieved_mhz:.3f}")
+                                         f"--freq {top.achieved_mhz:.3f} {board.nextpnr_opts}".rstrip())
     for stale in (f"{name}.tim", f"{name}.rpt"):   # logs of an earlier build would mislead the diagnosis
         (out / stale).unlink(missing_ok=True)
     try:

@@ -50,6 +50,7 @@ class _FakePlatform:
 
     def prepare(self, top, name, **kw):
         assert "--report nextpnr_report.json" in kw["nextpnr_opts"]
+        self.prepared = kw
         return _OverfullPlan() if self.achieved is None else _FakePlan(self.achieved)
 
 
@@ -167,3 +168,13 @@ def test_smoke_build_icebreaker_fits_and_routes(tmp_path):
     assert 1000 < lut["used"] <= lut["available"]
     (clk,) = summary["fmax"].values()
     assert clk["achieved_mhz"] > 20.0          # well below the measured 27-28 MHz: a regression guard
+
+
+def test_board_tool_options_reach_the_tools(monkeypatch, tmp_path):
+    platform = _FakePlatform(35.0)
+    b = dataclasses.replace(fpga_boards.BOARDS["icebreaker"], platform_factory=lambda: platform,
+                            synth_opts="-dff -abc2", nextpnr_opts="--seed 7")
+    monkeypatch.setitem(fpga_boards.BOARDS, "icebreaker", b)
+    build_board("icebreaker", lambda hz: None, tmp_path)
+    assert platform.prepared["synth_opts"] == "-dff -abc2"
+    assert platform.prepared["nextpnr_opts"].split()[-2:] == ["--seed", "7"]

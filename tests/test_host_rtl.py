@@ -251,3 +251,76 @@ def test_bridge_verilog_is_lint_clean(exodus):
     from sim.verilog import generate_verilog
     assert lint_verilog(generate_verilog(HostBridge(SpikeGradConfig(), divisor=8, timeout_cycles=2000,
                                                     exodus=exodus), name="host_bridge")) == []
+
+
+def test_ex_status_is_a_snapshot_of_the_accept_cycle():
+    """EX_STATUS while an engine runs (after a NOWAIT EX_RUN): every counter byte comes from the one
+    cycle the frame was accepted, although the engine keeps counting while the bytes go out."""
+    from spikecore.config.exodus import ExodusOp
+    from spikecore.host.protocol import RunFlag
+    ex = ExodusConfig(layer_sizes=(16, 8, 2), max_steps=64)
+    dut = SpikeGradSystem(SMALL, clk_freq=DIVISOR * 1_000_000, baud=1_000_000, timeout_cycles=TIMEOUT,
+                          core=StandInCore, exodus=ex)
+    engine = dut.exodus._engines[0]
+    sim = Simulator(dut)
+    sim.add_clock(PERIOD)
+    trace = {}               # tick -> the engine's cycle counter
+    marks = {}
+    rx_bytes = []
+
+    async def monitor(ctx):
+        count, bits, tick = None, [], 0
+        async for _, _, line, cycles in ctx.tick().sample(dut.uart_tx, engine.cycles):
+            tick += 1
+            trace[tick] = cycles
+            if count is None:
+                if not line:
+                    count, bits = DIVISOR // 2, []
+                    marks.setdefault("first_start", tick)
+                continue
+            count += 1
+            if count % DIVISOR == 0:
+                bits.append(line)
+                if len(bits) == 10:
+                    rx_bytes.append(sum(b << i for i, b in enumerate(bits[1:9])))
+                    count = None
+
+    async def transact(ctx, frame):
+        dec = P.ResponseDecoder()
+        rx_bytes.clear()
+        marks.clear()
+        await uart_write(ctx, dut.uart_rx, frame)
+        marks["sent"] = max(trace)
+        for _ in range(200 * DIVISOR * 10):
+            await ctx.tick()
+            frames = dec.feed(bytes(rx_bytes))
+            rx_bytes.clear()
+            if frames:
+                return frames[0]
+        raise AssertionError("no response")
+
+    result = {}
+
+    async def tb(ctx):
+        ctx.set(dut.uart_rx, 1)
+        await ctx.tick().repeat(4)
+        run = await transact(ctx, req(Cmd.EX_RUN, P.ex_run_payload(0, ExodusOp.FORWARD, ex.max_steps,
+                                                                      RunFlag.NOWAIT)))
+        assert run.status == Status.OK
+        resp = await transact(ctx, req(Cmd.EX_STATUS, bytes([0])))
+        result.update(resp=resp, window=(marks["sent"], marks["first_start"]), end=max(trace))
+
+    sim.add_testbench(monitor, background=True)
+    sim.add_testbench(tb)
+    sim.run()
+    resp = result["resp"]
+    assert resp.status == Status.OK
+    st = P.decode_ex_status(resp.payload)
+    assert st["flags"]["busy"] == 1, "the engine finished before the status was read: nothing tested"
+    lo, hi = result["window"]
+    accepted = {trace[t] for t in range(lo, hi + 1)}
+    got = st["counters"]["cycles"]
+    assert got in accepted, (got, sorted(accepted))
+    # the counter moved on by more than a byte's range while the payload was sent, so a live copy
+    # would have sent bytes of different cycles
+    assert trace[result["end"]] - got > 256

@@ -100,30 +100,36 @@ def test_direct_mode():
     assert got == seg["expected"]
 
 
-def test_throughput_one_beat_per_cycle():
-    """Steady state: N back-to-back beats leave the unit in N + LATENCY cycles."""
-    seg = segment(SMALL, steps=50, groups=2, lanes=2, seed=1)
-    dut = ChiRecurrence(SMALL, neurons=4, lanes=2)
+@pytest.mark.parametrize("groups", [1, 2])
+def test_throughput(groups):
+    """Steady state: N back-to-back beats leave the unit in N + LATENCY cycles; with one group every
+    beat but the first waits a cycle for its predecessor's lambda (2N - 1 + LATENCY)."""
+    seg = segment(SMALL, steps=50, groups=groups, lanes=2, seed=1)
+    dut = ChiRecurrence(SMALL, neurons=2 * groups, lanes=2)
+    N = len(seg["beats"])
     cycles = []
 
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
         n_out = cycle = 0
-        for b in seg["beats"] + [None] * (LATENCY + 2):
-            ctx.set(dut.i.valid, b is not None)
-            if b is not None:
-                ctx.set(dut.i.payload, b)
-            _, _, o_vld = await ctx.tick().sample(dut.o.valid)
+        pending = list(seg["beats"])
+        while not cycles and cycle < 4 * N + 20:
+            ctx.set(dut.i.valid, bool(pending))
+            if pending:
+                ctx.set(dut.i.payload, pending[0])
+            _, _, o_vld, i_rdy = await ctx.tick().sample(dut.o.valid, dut.i.ready)
+            if pending and i_rdy:
+                pending.pop(0)
             cycle += 1
             n_out += o_vld
-            if n_out == len(seg["beats"]) and not cycles:
+            if n_out == N:
                 cycles.append(cycle)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    assert cycles == [len(seg["beats"]) + LATENCY]
+    assert cycles == [(N if groups > 1 else 2 * N - 1) + LATENCY]
 
 
 @pytest.mark.filterwarnings("ignore:.*created but never used")

@@ -1,4 +1,5 @@
-"""The stream register slice (between the host bridge and the core, and between each queue and its engine)."""
+"""The stream register slices: SkidBuffer (between the host bridge and the core's spike input, and
+between each queue and its engine) and RegisterSlice (the host's weight accesses)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import pytest
 from amaranth import unsigned
 from amaranth.sim import Simulator
 
-from rtl.skid import SkidBuffer
+from rtl.skid import RegisterSlice, SkidBuffer
 
 
+@pytest.mark.parametrize("kind", [SkidBuffer, RegisterSlice])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_every_beat_passes_once_in_order_under_random_stalls(seed):
+def test_every_beat_passes_once_in_order_under_random_stalls(seed, kind):
     rng = random.Random(seed)
-    dut = SkidBuffer(unsigned(8))
+    dut = kind(unsigned(8))
     sent = [rng.randrange(256) for _ in range(200)]
     got, comb_paths = [], []
 
@@ -64,3 +66,28 @@ def test_full_throughput_without_back_pressure():
     sim.add_testbench(tb)
     sim.run()
     assert got == list(range(19))          # one cycle of latency, one beat per cycle
+
+
+def test_register_slice_takes_a_beat_every_other_cycle():
+    dut = RegisterSlice(unsigned(8))
+    got, taken = [], []
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 1)
+        k = 0
+        for cycle in range(20):
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, k)
+            if ctx.get(dut.o.valid):
+                got.append(ctx.get(dut.o.payload))
+            if ctx.get(dut.i.ready):
+                taken.append(cycle)
+                k += 1
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert taken == list(range(0, 20, 2))
+    assert got == list(range(10))

@@ -8,9 +8,15 @@ Per neuron and time step, streamed in reverse time order::
 
 ``lam_next`` is the unit's own previous output for the same neuron (zero on
 a beat marked ``first``, i.e. at ``n = T - 1``); it lives in a small memory
-indexed by the neuron group, so any interleaving of neurons works, including
-one neuron per cycle back to back (a transparent read port forwards the
-value written in the same cycle).
+indexed by the neuron group, so any interleaving of neurons works.
+
+The recurrence takes two pipeline stages (the product ``c*lam_next`` is
+registered before the addition, rounding and saturation), so a beat needs the
+result of the beat two places ahead of it. Beats of different groups flow one
+per cycle; a beat that follows one of its own group directly waits one cycle
+(a bubble), after which the transparent read port forwards the value being
+written. A single group (one neuron, one lane) thus runs at one beat per two
+cycles, every other case at one per cycle.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ __all__ = ["ChiRecurrence", "COUNTER_BITS", "index_bits", "lane_layout", "input_
 
 COUNTER_BITS = 32
 #: Cycles from an input transfer to its output beat being valid (no stalls).
-LATENCY = 3
+LATENCY = 4
 
 
 def index_bits(n: int) -> int:
@@ -101,7 +107,7 @@ def _check_int(name, value, lo, hi=None):
 
 
 class ChiRecurrence(wiring.Component):
-    """Fully pipelined chi recurrence, ``lanes`` neurons per cycle.
+    """Pipelined chi recurrence, ``lanes`` neurons per cycle (half that for back-to-back beats of one group).
 
     Parameters
     ----------
@@ -122,7 +128,8 @@ class ChiRecurrence(wiring.Component):
         Neuron-steps in reverse time order; a beat with ``first`` starts a neuron group at ``n = T - 1``.
     o : ``Out(stream.Signature(output_layout(...)))``
         ``lambda[n]`` per lane, in input order, :data:`LATENCY` cycles after the input (stall-all pipeline:
-        ``i.ready = ~o.valid | o.ready``).
+        ``i.ready = (~o.valid | o.ready) & ~hazard``, where the hazard is a beat directly behind one of its
+        own group; see the module docstring).
     slayer : ``In(1)``
         SLAYER mode: the coefficient is the constant ``alpha`` (reset term dropped). Hold it during a sequence.
     table : ``In(stream.Signature(table_write_layout(cfg)))`` (only with ``writable_tables``)
@@ -182,8 +189,25 @@ class ChiRecurrence(wiring.Component):
         m = Module()
         tables = build_tables(cfg)
 
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        # ---- stage 1 registers (input beat, table reads issued)
+        v1, first1 = Signal(), Signal()
+        idx1 = Signal.like(self.i.payload.index)
+        lane1 = Signal(data.ArrayLayout(lane_layout(cfg, direct=self._direct), lanes))
+        # ---- stage 2 registers (f*g done, lambda_next read)
+        v2, first2 = Signal(), Signal()
+        idx2 = Signal.like(idx1)
+        # ---- stage 3 registers (c*lambda_next done)
+        v3 = Signal()
+        idx3 = Signal.like(idx1)
+
+        # advance: the whole pipeline moves (stall-all on the output). hazard: the beat in
+        # stage 1 needs lambda of the beat in stage 2, which is written only from stage 3,
+        # so stage 1 (and the input) holds for a cycle and a bubble goes on into stage 2.
+        advance, hazard, advance1 = Signal(), Signal(), Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready),
+                     hazard.eq(v1 & v2 & ~first1 & (idx1 == idx2)),
+                     advance1.eq(advance & ~hazard),
+                     self.i.ready.eq(advance1)]
 
         # SLAYER constant: a register when writable, else a constant.
         if self._writable:
@@ -194,17 +218,11 @@ class ChiRecurrence(wiring.Component):
         else:
             slayer_coef = Const(tables.slayer_coef, signed(cfg.coef_bits))
 
-        # ---- stage 1 registers (input beat, table reads issued)
-        v1, first1 = Signal(), Signal()
-        idx1 = Signal.like(self.i.payload.index)
-        lane1 = Signal(data.ArrayLayout(lane_layout(cfg, direct=self._direct), lanes))
-        # ---- stage 2 registers (f*g done, lambda_next read issued)
-        v2, first2 = Signal(), Signal()
-        idx2 = Signal.like(idx1)
-        with m.If(advance):
+        with m.If(advance1):
             m.d.sync += [v1.eq(self.i.valid), first1.eq(self.i.payload.first), idx1.eq(self.i.payload.index),
-                         lane1.eq(self.i.payload.lanes),
-                         v2.eq(v1), first2.eq(first1), idx2.eq(idx1)]
+                         lane1.eq(self.i.payload.lanes)]
+        with m.If(advance):
+            m.d.sync += [v2.eq(v1 & ~hazard), first2.eq(first1), idx2.eq(idx1), v3.eq(v2), idx3.eq(idx2)]
 
         n_sat = Signal(range(lanes + 1))
         half = cfg.lut_size // 2
@@ -222,10 +240,10 @@ class ChiRecurrence(wiring.Component):
                 # beyond the table: f' = 0 and c = alpha (docs/exodus.md §4, golden lut_lookup)
                 d = (lin.u - cfg.theta_q) >> cfg.lut_shift
                 outside1 = Signal(name=f"outside{l}")
-                with m.If(advance):
+                with m.If(advance1):
                     m.d.sync += outside1.eq((d < -half) | (d >= half))
                 frd, crd = fmem.read_port(), cmem.read_port()
-                m.d.comb += [frd.addr.eq(addr), crd.addr.eq(addr), frd.en.eq(advance), crd.en.eq(advance)]
+                m.d.comb += [frd.addr.eq(addr), crd.addr.eq(addr), frd.en.eq(advance1), crd.en.eq(advance1)]
                 if self._writable:
                     for mem, field in ((fmem, "fprime"), (cmem, "coef")):
                         wp = mem.write_port()
@@ -242,35 +260,43 @@ class ChiRecurrence(wiring.Component):
             with m.If(advance):
                 m.d.sync += [p2.eq(f1 * lane1[l].g), c2.eq(Mux(self.slayer, slayer_coef, c1)), m2.eq(lane1[l].m)]
 
-            # lambda[n+1] of this lane's neurons; the read is issued in stage 1 and used in stage 2.
+            # lambda[n+1] of this lane's neurons: read for the beat in stage 1 every cycle the
+            # pipeline moves (so a held beat reads again), used in stage 2, written from stage 3.
             lmem = Memory(shape=signed(cfg.grad_bits), depth=max(2, self.groups), init=[])  # no 0-bit address
             m.submodules[f"lam{l}"] = lmem
             lwp = lmem.write_port()
             lrd = lmem.read_port(transparent_for=(lwp,))
             m.d.comb += [lrd.addr.eq(idx1), lrd.en.eq(advance)]
 
-            # stage 2: the recurrence, one multiply-add, one rounding, one saturation
+            # stage 2 -> 3: c * lambda[n+1] (its own register: the multiplier is half the recurrence)
             lam_next = Signal(signed(cfg.grad_bits), name=f"lam_next{l}")
             m.d.comb += lam_next.eq(Mux(first2, 0, lrd.data))
-            acc = Signal(signed(max(p2.shape().width, cfg.coef_bits + cfg.grad_bits) + 1), name=f"acc{l}")
-            m.d.comb += acc.eq(p2 + c2 * lam_next)
+            p3 = Signal.like(p2, name=f"fg3_{l}")
+            cl3 = Signal(signed(cfg.coef_bits + cfg.grad_bits), name=f"clam{l}")
+            m3 = Signal(name=f"m3_{l}")
+            with m.If(advance):
+                m.d.sync += [p3.eq(p2), cl3.eq(c2 * lam_next), m3.eq(m2)]
+
+            # stage 3: one addition, one rounding, one saturation
+            acc = Signal(signed(max(p3.shape().width, cl3.shape().width) + 1), name=f"acc{l}")
+            m.d.comb += acc.eq(p3 + cl3)
             lam_sat, hit = saturating(m, round_half_up_shift(acc, F), cfg.grad_bits, f"lam{l}")
             lam = Signal(signed(cfg.grad_bits), name=f"lam_out{l}")
             hit_m = Signal(name=f"sat{l}")
-            m.d.comb += [lam.eq(Mux(m2, lam_sat, 0)), hit_m.eq(m2 & hit & v2),
-                         lwp.addr.eq(idx2), lwp.data.eq(lam), lwp.en.eq(advance & v2)]
+            m.d.comb += [lam.eq(Mux(m3, lam_sat, 0)), hit_m.eq(m3 & hit & v3),
+                         lwp.addr.eq(idx3), lwp.data.eq(lam), lwp.en.eq(advance & v3)]
             sat_bits.append(hit_m)
             with m.If(advance):
                 m.d.sync += self.o.payload.lam[l].eq(lam)
         m.d.comb += n_sat.eq(sum(sat_bits))
 
         with m.If(advance):
-            m.d.sync += [self.o.valid.eq(v2), self.o.payload.index.eq(idx2)]
+            m.d.sync += [self.o.valid.eq(v3), self.o.payload.index.eq(idx3)]
 
         # counters and the sticky flag; the saturation count of a beat is registered
         # first (one cycle later): the saturation test ends the recurrence's long path,
         # and a 32-bit counter behind it was the slowest path of the EXODUS engine.
-        fire = advance & v2
+        fire = advance & v3
         n_sat_r = Signal.like(n_sat)
         m.d.sync += n_sat_r.eq(Mux(fire & ~self.clear, n_sat, 0))
         with m.If(self.clear):

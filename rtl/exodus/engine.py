@@ -5,7 +5,8 @@ Commands (``cmd`` stream), each runs to completion while ``busy`` is high:
 * ``FORWARD`` (``steps = T``): ``z_i[n] = sat(sum_j w_ij x_j[n])`` as gated additions over the set bits of
   the input word ``x[n]`` (skipping silent inputs), then the fixed-point neuron step; stores ``u``/mask per
   neuron and step and the output spike word ``s[n]``.
-* ``BACKWARD``: ``lambda`` through :class:`ChiRecurrence` (reverse time, one neuron-step per cycle) from
+* ``BACKWARD``: ``lambda`` through :class:`ChiRecurrence` (reverse time, one neuron-step per cycle; one per
+  two cycles on a one-neuron layer) from
   the host-written ``g``; with ``grad_prev`` the gradient to the layer below
   ``gp_j[n] = sat(round_shift(sum_i w_ij lambda_i[n], u_frac))``; then the weight-gradient accumulation
   ``acc_ij += lambda_i[n]`` for every input spike ``x_j[n] = 1``. ``acc`` sums over ``BACKWARD`` commands
@@ -25,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import ExodusConfig
 from spikecore.config.exodus import ExodusOp, ExodusTarget
+from spikecore.host.protocol import exodus_layer_targets
 
 from .chi import COUNTER_BITS, ChiRecurrence, _check_int, index_bits, round_half_up_shift, saturating
 
@@ -50,8 +52,8 @@ def flags_layout() -> data.StructLayout:
 
 
 def host_data_bits(cfg: ExodusConfig, fan_in: int, fan_out: int, backprop: bool) -> int:
-    return max(cfg.weight_bits, cfg.acc_bits, fan_in, fan_out, cfg.u_bits + 1, fan_out * cfg.grad_bits,
-               fan_in * cfg.grad_bits if backprop else 0)
+    """Width of the host port's data: the widest memory element (``protocol.exodus_layer_targets``)."""
+    return max(f.bits for f in exodus_layer_targets(cfg, fan_in, fan_out, backprop).values())
 
 
 def host_layout(cfg: ExodusConfig, fan_in: int, fan_out: int, max_steps: int, backprop: bool) -> data.StructLayout:
@@ -384,11 +386,15 @@ class TemporalLayerEngine(wiring.Component):
 
             # ---------------------------------------------------------- backward: chi
             with m.State("B_CHI"):
-                issuing = Signal()
-                m.d.comb += issuing.eq(n != TM)  # n wraps to TM... marks "all issued" (see below)
+                # The feed holds (reads and all) while the chi unit refuses a beat: it takes
+                # one per cycle, but back-to-back steps of a one-neuron layer one per two.
+                issuing, hold = Signal(), Signal()
+                m.d.comb += [hold.eq(feed_valid & ~chi.i.ready),
+                             issuing.eq((n != TM) & ~hold)]  # n wraps to TM... marks "all issued" (see below)
                 m.d.comb += [R["u"].addr.eq(n_no + i), R["u"].en.eq(issuing),
                              R["g"].addr.eq(n), R["g"].en.eq(issuing)]
-                m.d.sync += [feed_valid.eq(issuing), feed_i.eq(i), feed_first.eq(n == T - 1)]
+                with m.If(~hold):
+                    m.d.sync += [feed_valid.eq(issuing), feed_i.eq(i), feed_first.eq(n == T - 1)]
                 with m.If(issuing):
                     with m.If(i == NO - 1):
                         m.d.sync += [i.eq(0), i_ni.eq(0), n.eq(Mux(n == 0, TM, n - 1)),

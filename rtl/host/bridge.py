@@ -217,6 +217,19 @@ class HostBridge(wiring.Component):
         w_limit, target_ok = Signal(16), Signal()
         m.d.sync += [kind_w.eq(kind_w_c), lidx.eq(lidx_c), target_ok.eq(layer_ok & kind_ok & row_ok),
                      w_limit.eq(Mux(kind_w_c, fan_in[lidx_c], fan_out[lidx_c]))]   # length of the addressed vector
+        # FIELDS' range checks, one register further (they use w_limit and target_ok), so
+        # every FIELDS decision starts from a register: the adder and comparator chains of
+        # these checks were the iCE40's critical path in front of the response registers.
+        bad_write_w, bad_read_w, bad_sample = Signal(), Signal(), Signal()
+        bad_reg, bad_write_reg, bad_label = Signal(), Signal(), Signal()
+        m.d.sync += [
+            bad_write_w.eq(~target_ok | (f_start >= w_limit)),
+            bad_read_w.eq(~target_ok | (f_count == 0) | (f_count > fmt.max_read) | (f_start + f_count > w_limit)),
+            bad_sample.eq(f_sstart >= n_in),
+            bad_reg.eq(f_reg != Reg.ERROR_SHIFT),
+            bad_write_reg.eq((f_reg != Reg.ERROR_SHIFT) | (f_regval > cfg.error_bits - 2)),
+            bad_label.eq(f_label >= n_cls),
+        ]
 
         # ------------------------------------------------------ response state
         status_r = Signal(8)
@@ -234,8 +247,14 @@ class HostBridge(wiring.Component):
         # READ_STATUS snapshots the flag bytes and the frame counters; the core's
         # counters are sent live (they only change while the core runs, and it is
         # idle while a response is sent), which saves a 224-bit copy on small FPGAs.
-        snapshot = Signal(16 + 2 * COUNTER_BITS)
-        status_bytes = Cat(snapshot[:16], self.counters.as_value(), snapshot[16:])
+        # EX_STATUS snapshots its whole payload when the frame is accepted: an engine
+        # started with NOWAIT keeps counting while the bytes go out, and a live copy
+        # would mix bytes of different cycles.
+        snapshot_bits = 16 + 2 * COUNTER_BITS
+        if ex is not None:
+            snapshot_bits = max(snapshot_bits, 8 * EX_STATUS_LEN)
+        snapshot = Signal(snapshot_bits)
+        status_bytes = Cat(snapshot[:16], self.counters.as_value(), snapshot[16:16 + 2 * COUNTER_BITS])
         assert len(status_bytes) == 8 * STATUS_LEN
         error_shift = Signal.like(self.error_shift)
         m.d.comb += self.error_shift.eq(error_shift)
@@ -293,7 +312,8 @@ class HostBridge(wiring.Component):
         c2 = Signal(signed(8 * cb))
         cand = Signal()                                 # |c2| >= rnd, for the rnd in force when i2 is taken
         stall = Signal()
-        expanding = Signal()
+        expanding = Signal()                            # in state EXPAND (a register, see below)
+        accept, expand_done = Signal(), Signal()
         round_end = Signal()                            # rnd steps up at this clock edge
         c1 = cnt_r.data
         m.d.comb += [cnt_r.addr.eq(ra), cnt_r.en.eq(expanding & ~stall)]
@@ -323,7 +343,7 @@ class HostBridge(wiring.Component):
             exodus_fields, exodus_states = self._exodus_logic(m, hdr=hdr, cmd_r=cmd_r, len_r=len_r, pos=pos,
                                                               pos_n=pos_n, buf_r=buf_r, remaining=remaining,
                                                               respond=respond, send=send, tx_fire=tx_fire,
-                                                              crc_on=crc_on)
+                                                              crc_on=crc_on, snapshot=snapshot)
 
         with m.FSM() as fsm:
             # ============================================== receive
@@ -411,32 +431,31 @@ class HostBridge(wiring.Component):
                     with m.Case(Cmd.IDENTIFY):
                         respond(Status.OK, len(idp))
                     with m.Case(Cmd.WRITE_WEIGHTS):
-                        with m.If(~target_ok | (f_start >= w_limit)):
+                        with m.If(bad_write_w):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += widx.eq(f_start)
                             m.next = "WALK"
                     with m.Case(Cmd.LOAD_SAMPLE):
-                        with m.If(f_sstart >= n_in):
+                        with m.If(bad_sample):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += widx.eq(f_sstart)
                             m.next = "WALK"
                     with m.Case(Cmd.READ_WEIGHTS):
-                        with m.If(~target_ok | (f_count == 0) | (f_count > fmt.max_read) |
-                                  (f_start + f_count > w_limit)):
+                        with m.If(bad_read_w):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += [widx.eq(f_start), remaining.eq(f_count)]
                             respond(Status.OK, (f_count * wb)[:8])
                     with m.Case(Cmd.WRITE_REG):
-                        with m.If((f_reg != Reg.ERROR_SHIFT) | (f_regval > cfg.error_bits - 2)):
+                        with m.If(bad_write_reg):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += error_shift.eq(f_regval)
                             respond(Status.OK)
                     with m.Case(Cmd.READ_REG):
-                        with m.If(f_reg != Reg.ERROR_SHIFT):
+                        with m.If(bad_reg):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += snapshot.eq(error_shift)   # bytes 0..REG_BYTES-1, rest zero
@@ -444,7 +463,7 @@ class HostBridge(wiring.Component):
                     with m.Case(Cmd.INFER):
                         m.next = "RUN_CMD"
                     with m.Case(Cmd.TRAIN):
-                        with m.If(f_label >= n_cls):
+                        with m.If(bad_label):
                             respond(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.next = "RUN_CMD"
@@ -500,27 +519,12 @@ class HostBridge(wiring.Component):
                              self.cmd.payload.op.eq(Mux(cmd_r == Cmd.TRAIN, Op.TRAIN, Op.INFER)),
                              self.cmd.payload.label.eq(Mux(cmd_r == Cmd.TRAIN, f_label, 0))]
                 with m.If(self.cmd.ready):
-                    m.d.sync += [rnd.eq(1), any_r.eq(0), h_valid.eq(0), ra.eq(0), v1.eq(0), v2.eq(0)]
+                    m.d.sync += [rnd.eq(1), any_r.eq(0), h_valid.eq(0), ra.eq(0), v1.eq(0), v2.eq(0),
+                                 expanding.eq(1)]
                     m.next = "EXPAND"
-            with m.State("EXPAND"):
-                m.d.comb += expanding.eq(1)
-                accept = Signal()
-                with m.If(cand & h_valid):
-                    sp = self.spikes.payload
-                    m.d.comb += [self.spikes.valid.eq(v2), sp.index.eq(h_idx), sp.negative.eq(h_neg)]
-                    m.d.comb += [accept.eq(v2 & self.spikes.ready), stall.eq(v2 & ~self.spikes.ready)]
-                with m.Else():
-                    m.d.comb += accept.eq(v2)
-                with m.If(accept & cand):
-                    m.d.sync += [h_idx.eq(i2), h_neg.eq(c2 < 0), h_valid.eq(1)]
-                with m.If(accept):
-                    with m.If(i2 == n_in - 1):
-                        m.d.comb += round_end.eq(1)
-                        m.d.sync += [rnd.eq(rnd + 1), any_r.eq(0)]
-                        with m.If(~(any_r | cand)):
-                            m.next = "EXPAND_LAST"
-                    with m.Else():
-                        m.d.sync += any_r.eq(any_r | cand)
+            with m.State("EXPAND"):       # the expansion itself runs on ``expanding`` (below)
+                with m.If(expand_done):
+                    m.next = "EXPAND_LAST"
             with m.State("EXPAND_LAST"):
                 sp = self.spikes.payload
                 m.d.comb += [self.spikes.valid.eq(1), sp.index.eq(Mux(h_valid, h_idx, 0)),
@@ -596,11 +600,7 @@ class HostBridge(wiring.Component):
                 reg_bytes = snapshot[:8 * REG_BYTES]   # REG_BYTES == 4: pidx[:2] selects the byte
                 static = Mux(cmd_r == Cmd.READ_REG, reg_bytes.word_select(pidx[:2], 8), status_bytes.word_select(pidx, 8))
                 if ex is not None:
-                    st = self.ex_status.as_value()
-                    nf = len(EX_FLAGS)
-                    st_bytes = Cat(st[:nf], Const(0, 8 - nf), st[nf:])
-                    assert len(st_bytes) == 8 * EX_STATUS_LEN
-                    static = Mux(cmd_r == Cmd.EX_STATUS, st_bytes.word_select(pidx, 8), static)
+                    static = Mux(cmd_r == Cmd.EX_STATUS, snapshot.word_select(pidx, 8), static)
                 send(Mux(cmd_r == Cmd.IDENTIFY, rom_r.data, static))
                 with m.If(tx_fire):
                     m.d.comb += pidx_n.eq(pidx + 1)
@@ -619,12 +619,34 @@ class HostBridge(wiring.Component):
                 send(tcrc.crc[:8])
                 with m.If(tx_fire):
                     m.next = "HUNT"
+        # Sample expansion (state EXPAND). It runs on ``expanding``, a register set on entry
+        # and cleared on exit, rather than on the decode of the FSM state: on the iCE40
+        # the decode and its fan-out into the prefetch pipeline were the critical path.
+        with m.If(expanding):
+            with m.If(cand & h_valid):
+                sp = self.spikes.payload
+                m.d.comb += [self.spikes.valid.eq(v2), sp.index.eq(h_idx), sp.negative.eq(h_neg)]
+                m.d.comb += [accept.eq(v2 & self.spikes.ready), stall.eq(v2 & ~self.spikes.ready)]
+            with m.Else():
+                m.d.comb += accept.eq(v2)
+            with m.If(accept & cand):
+                m.d.sync += [h_idx.eq(i2), h_neg.eq(c2 < 0), h_valid.eq(1)]
+            with m.If(accept):
+                with m.If(i2 == n_in - 1):
+                    m.d.comb += round_end.eq(1)
+                    m.d.sync += [rnd.eq(rnd + 1), any_r.eq(0)]
+                    with m.If(~(any_r | cand)):
+                        m.d.comb += expand_done.eq(1)
+                        m.d.sync += expanding.eq(0)
+                with m.Else():
+                    m.d.sync += any_r.eq(any_r | cand)
         receiving = Cat(*(fsm.ongoing(s) for s in RECEIVE_STATES)).any()
         m.d.comb += [self.receiving.eq(receiving),
                      self.busy.eq(~(fsm.ongoing("HUNT") | receiving) | utx.busy)]
         return m
 
-    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, buf_r, remaining, respond, send, tx_fire, crc_on):
+    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, buf_r, remaining, respond, send, tx_fire, crc_on,
+                      snapshot):
         """The EX_* commands: ``(fields, states)``, two callables that add the FIELDS cases and the
         states inside the bridge's FSM (checks in the order of ``docs/protocol.md``)."""
         ex = self._exodus
@@ -640,15 +662,16 @@ class HostBridge(wiring.Component):
         is_write = cmd_r == Cmd.EX_WRITE
         m.d.comb += self.ex_status_layer.eq(lidx)
 
-        # the addressed memory: found, writable, bytes per element, depth
+        # the addressed memory: found, writable, bytes per element, depth. Registered, like
+        # the SpikeGrad header decodes: the header is complete three cycles before FIELDS.
         t_ok, t_wr = Signal(), Signal()
-        t_nb, t_depth = Signal(range(max_nb + 1)), Signal(16)
+        nb, t_depth = Signal(range(max_nb + 1)), Signal(16)
+        m.d.sync += [t_ok.eq(0), t_wr.eq(0), nb.eq(0), t_depth.eq(0)]
         with m.Switch(Cat(tgt, layer)):
             for l, t, f in targets:
                 with m.Case(int(t) | l << 8):
-                    m.d.comb += [t_ok.eq(1), t_wr.eq(int(f.writable)), t_nb.eq(f.nbytes), t_depth.eq(f.depth)]
+                    m.d.sync += [t_ok.eq(1), t_wr.eq(int(f.writable)), nb.eq(f.nbytes), t_depth.eq(f.depth)]
 
-        nb = Signal(range(max_nb + 1))
         size = Signal(range(MAX_LEN + max_nb + 2))
         left = Signal(16)
         ea = Signal(16)
@@ -659,20 +682,26 @@ class HostBridge(wiring.Component):
         acc = self.ex_access.payload
         m.d.comb += [acc.layer.eq(lidx), acc.target.eq(tgt), acc.addr.eq(ea), acc.data.eq(exd)]
 
-        def fields():
-            with m.Case(Cmd.EX_WRITE, Cmd.EX_READ):
-                with m.If(~t_ok | (is_write & ~t_wr) | (count == 0) | (addr + count > t_depth)):
-                    respond(Status.OUT_OF_RANGE)
-                with m.Else():
-                    m.d.sync += [size.eq(0), left.eq(count), nb.eq(t_nb), ea.eq(addr)]
-                    m.next = "EX_SIZE"
-            with m.Case(Cmd.EX_RUN):
-                no_backprop = Const(sum(1 << l for l in range(L) if not exodus_backprop(l)), L)
-                bad = (~layer_ok | (op > max(ExodusOp)) | flags[len(RunFlag):].any() |
+        # the range checks, registered once more (from t_ok and t_depth; see the SpikeGrad ones)
+        bad_access, bad_run = Signal(), Signal()
+        no_backprop = Const(sum(1 << l for l in range(L) if not exodus_backprop(l)), L)
+        m.d.sync += [
+            bad_access.eq(~t_ok | (is_write & ~t_wr) | (count == 0) | (addr + count > t_depth)),
+            bad_run.eq(~layer_ok | (op > max(ExodusOp)) | flags[len(RunFlag):].any() |
                        ((flags & RunFlag.GRAD_PREV).bool() & no_backprop.bit_select(lidx, 1)) |
                        ((op == ExodusOp.FORWARD) & ((steps == 0) | (steps > ex.max_steps))) |
-                       ((op == ExodusOp.BACKWARD) & ~fwd_seen.bit_select(lidx, 1)))
-                with m.If(bad):
+                       ((op == ExodusOp.BACKWARD) & ~fwd_seen.bit_select(lidx, 1))),
+        ]
+
+        def fields():
+            with m.Case(Cmd.EX_WRITE, Cmd.EX_READ):
+                with m.If(bad_access):
+                    respond(Status.OUT_OF_RANGE)
+                with m.Else():
+                    m.d.sync += [size.eq(0), left.eq(count), ea.eq(addr)]
+                    m.next = "EX_SIZE"
+            with m.Case(Cmd.EX_RUN):
+                with m.If(bad_run):
                     respond(Status.OUT_OF_RANGE)
                 with m.Elif(busy_l):
                     respond(Status.BUSY)
@@ -682,6 +711,11 @@ class HostBridge(wiring.Component):
                 with m.If(~layer_ok):
                     respond(Status.OUT_OF_RANGE)
                 with m.Else():
+                    st = self.ex_status.as_value()
+                    nf = len(EX_FLAGS)
+                    st_bytes = Cat(st[:nf], Const(0, 8 - nf), st[nf:])
+                    assert len(st_bytes) == 8 * EX_STATUS_LEN
+                    m.d.sync += snapshot.eq(st_bytes)
                     respond(Status.OK, EX_STATUS_LEN)
 
         def states():

@@ -7,10 +7,10 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import ExodusConfig, SpikeGradConfig
 
-from rtl.spikegrad.layouts import COUNTER_NAMES, spike_layout
+from rtl.spikegrad.layouts import COUNTER_NAMES, spike_layout, weight_access_layout
 
 from .bridge import HostBridge
-from rtl.skid import SkidBuffer
+from rtl.skid import RegisterSlice, SkidBuffer
 
 __all__ = ["SpikeGradSystem", "DEFAULT_TIMEOUT_MS"]
 
@@ -82,8 +82,13 @@ class SpikeGradSystem(wiring.Component):
         m = Module()
         m.submodules.bridge = br = self._bridge
         m.submodules.core = core = self._core
-        for name in ("cmd", "weights"):
-            wiring.connect(m, getattr(br, name), getattr(core, name))
+        wiring.connect(m, br.cmd, core.cmd)
+        # Host weight accesses through a register slice: the bridge drives them from its
+        # frame FSM, the core decodes the address range and muxes the bank ports with the
+        # update unit; together that was the iCE40's critical path.
+        m.submodules.weight_slice = weight_slice = RegisterSlice(weight_access_layout(self._cfg))
+        wiring.connect(m, br.weights, weight_slice.i)
+        wiring.connect(m, weight_slice.o, core.weights)
         # The spike stream through a register slice: the core's ready comes from its
         # queue levels and control state, the bridge's valid from its expansion loop.
         m.submodules.spike_slice = spike_slice = SkidBuffer(spike_layout(self._cfg))

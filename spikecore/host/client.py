@@ -222,41 +222,25 @@ class SpikecoreClient:
     def ex_write(self, layer: int, target: ExodusTarget, values) -> None:
         """Write a whole tensor from address 0: ``W`` as ``(fan_out, fan_in)`` signed ints; ``X`` as ``(T, fan_in)``
         spikes; ``G`` as ``(T, fan_out)`` gradients (grad format)."""
-        ex, t = self.exodus, ExodusTarget(target)
-        rows = values.tolist() if hasattr(values, "tolist") else [list(r) for r in values]
-        if t == ExodusTarget.W:
-            raw = [P.to_bits(v, ex.weight_bits) for r in rows for v in r]
-        elif t == ExodusTarget.X:
-            raw = [P.spikes_to_word(r) for r in rows]
-        elif t == ExodusTarget.G:
-            raw = [P.pack_word(r, ex.grad_bits) for r in rows]
-        else:
+        t = ExodusTarget(target)
+        f = P.exodus_target(self.exodus, layer, t)
+        if f is None:
+            raise ValueError(f"EXODUS layer {layer} has no {t.name} memory")
+        if not f.writable:
             raise ValueError(f"{t.name} is read-only")
-        self.ex_write_raw(layer, t, 0, raw)
+        rows = values.tolist() if hasattr(values, "tolist") else [list(r) for r in values]
+        self.ex_write_raw(layer, t, 0, f.encode(rows))
 
     def ex_read(self, layer: int, target: ExodusTarget, steps: int | None = None) -> torch.Tensor:
         """A memory as a tensor of signed values: ``W``/``ACC`` ``(fan_out, fan_in)``; ``X``/``S`` spikes and
         ``G``/``GP``/``LAM`` gradients ``(steps, width)``; ``U`` ``(steps, fan_out, 2)`` (u, mask)."""
-        ex, t = self.exodus, ExodusTarget(target)
-        fan_out, fan_in = ex.weight_shape(layer)
-        steps = ex.max_steps if steps is None else steps
-        if t in (ExodusTarget.W, ExodusTarget.ACC):
-            bits = ex.weight_bits if t == ExodusTarget.W else ex.acc_bits
-            raw = self.ex_read_raw(layer, t, 0, fan_in * fan_out)
-            return torch.tensor([P.from_bits(v, bits) for v in raw], dtype=torch.int64).reshape(fan_out, fan_in)
-        if t in (ExodusTarget.U, ExodusTarget.LAM):
-            raw = self.ex_read_raw(layer, t, 0, steps * fan_out)
-            if t == ExodusTarget.LAM:
-                vals = [P.from_bits(v, ex.grad_bits) for v in raw]
-                return torch.tensor(vals, dtype=torch.int64).reshape(steps, fan_out)
-            vals = [(P.from_bits(v, ex.u_bits), v >> ex.u_bits & 1) for v in raw]
-            return torch.tensor(vals, dtype=torch.int64).reshape(steps, fan_out, 2)
-        raw = self.ex_read_raw(layer, t, 0, steps)
-        width = fan_in if t in (ExodusTarget.X, ExodusTarget.GP) else fan_out
-        if t in (ExodusTarget.X, ExodusTarget.S):
-            return torch.tensor([P.word_to_spikes(v, width) for v in raw], dtype=torch.int64).reshape(steps, width)
-        return torch.tensor([P.unpack_word(v, ex.grad_bits, width) for v in raw],
-                            dtype=torch.int64).reshape(steps, width)
+        t = ExodusTarget(target)
+        f = P.exodus_target(self.exodus, layer, t)
+        if f is None:
+            raise ValueError(f"EXODUS layer {layer} has no {t.name} memory")
+        steps = self.exodus.max_steps if steps is None else steps
+        count = steps * f.per_step if f.timed else f.depth
+        return torch.tensor(f.decode(self.ex_read_raw(layer, t, 0, count)), dtype=torch.int64)
 
     def ex_run(self, layer: int, op: ExodusOp, steps: int = 0, *, slayer: bool = False, grad_prev: bool = False,
                wait: bool = True) -> None:

@@ -16,8 +16,7 @@ from golden.exodus.fixedpoint import (backprop_fixed, build_tables, chi_scan_fix
 from spikecore.config import ExodusConfig
 from spikecore.config.exodus import ExodusOp, ExodusTarget
 
-from .protocol import (EX_COUNTERS, EX_FLAGS, exodus_backprop, exodus_target, from_bits, pack_int, pack_word,
-                       to_bits, unpack_word, word_to_spikes)
+from .protocol import EX_COUNTERS, EX_FLAGS, exodus_backprop, exodus_target, pack_int
 
 T_ = ExodusTarget
 
@@ -33,23 +32,20 @@ class ExodusLayerModel:
         self.flags = {k: 0 for k in EX_FLAGS}
         self.counters = {k: 0 for k in EX_COUNTERS}
 
-    def bits(self, target) -> int:
-        return exodus_target(self.ex, self.layer, target).bits
+    def fmt(self, target):
+        return exodus_target(self.ex, self.layer, target)
 
     # ------------------------------------------------------------ memories as tensors
-    def _signed(self, target, shape):
-        b = self.bits(target)
-        return torch.tensor([from_bits(v, b) for v in self.mem[target]], dtype=torch.int64).reshape(shape)
+    def _tensor(self, target, steps: int | None = None) -> torch.Tensor:
+        """A memory (the first ``steps`` time steps of a timed one) as the host library reads it."""
+        f = self.fmt(target)
+        raw = self.mem[target][:steps * f.per_step] if f.timed else self.mem[target]
+        return torch.tensor(f.decode(raw), dtype=torch.int64)
 
-    def _weights(self):
-        return self._signed(T_.W, (self.fan_out, self.fan_in))
-
-    def _words(self, target, T, width, count):
-        """Word memory -> (T, count) signed elements of ``width`` bits (1 bit: spikes)."""
-        rows = self.mem[target][:T]
-        if width == 1:
-            return torch.tensor([word_to_spikes(w, count) for w in rows], dtype=torch.int64)
-        return torch.tensor([unpack_word(w, width, count) for w in rows], dtype=torch.int64)
+    def _store(self, target, rows) -> None:
+        """Rows of values from address 0, encoded as the memory holds them."""
+        raw = self.fmt(target).encode(rows.tolist() if hasattr(rows, "tolist") else rows)
+        self.mem[target][:len(raw)] = raw
 
     def _count(self, flag, n):
         self.counters["sat_count"] += int(n)
@@ -61,39 +57,35 @@ class ExodusLayerModel:
         ex, NO, NI = self.ex, self.fan_out, self.fan_in
         if op == ExodusOp.FORWARD:
             self.steps = T = steps
-            x = self._words(T_.X, T, 1, NI)
-            z, n_z = synaptic_current_fixed(self._weights(), x[:, None, :], ex)
+            x = self._tensor(T_.X, T)
+            z, n_z = synaptic_current_fixed(self._tensor(T_.W), x[:, None, :], ex)
             s, u, mask, n_v = lif_forward_fixed(z, torch.zeros((), dtype=torch.int64), ex)
             self._count("fwd", n_z + n_v)
-            for n in range(T):
-                self.mem[T_.S][n] = pack_word(s[n, 0].tolist(), 1)
-                for i in range(NO):
-                    self.mem[T_.U][n * NO + i] = to_bits(int(u[n, 0, i]), ex.u_bits) | int(mask[n, 0, i]) << ex.u_bits
+            self._store(T_.S, s[:, 0])
+            self._store(T_.U, torch.stack([u[:, 0], mask[:, 0].to(torch.int64)], dim=-1))
             self.counters["fwd_steps"] += T * NO
             self.counters["syn_events"] += int(x.sum()) * NO
         elif op == ExodusOp.BACKWARD:
             T = self.steps
             cfg = ex.replace(backward="slayer" if slayer else "exodus")
-            rec = torch.tensor(self.mem[T_.U][:T * NO], dtype=torch.int64).reshape(T, NO)
-            u = torch.tensor([[from_bits(int(v), ex.u_bits) for v in row] for row in rec.tolist()], dtype=torch.int64)
-            mask = (rec >> ex.u_bits) & 1 == 1
-            g = self._words(T_.G, T, ex.grad_bits, NO)
+            rec = self._tensor(T_.U, T)
+            u, mask = rec[..., 0], rec[..., 1] == 1
+            g = self._tensor(T_.G, T)
             lam, n_chi = chi_scan_fixed(u, g, mask, build_tables(cfg), cfg)
             self.counters["chi_sat_count"] += n_chi
             if n_chi:
                 self.flags["chi"] = 1
             self.counters["bwd_steps"] += T * NO
-            self.mem[T_.LAM][:T * NO] = [to_bits(v, ex.grad_bits) for v in lam.flatten().tolist()]
+            self._store(T_.LAM, lam)
             if grad_prev and exodus_backprop(self.layer):
-                gp, n_gp = backprop_fixed(self._weights(), lam, ex)
+                gp, n_gp = backprop_fixed(self._tensor(T_.W), lam, ex)
                 self._count("grad", n_gp)
-                self.mem[T_.GP][:T] = [pack_word(row, ex.grad_bits) for row in gp.tolist()]
-            self._accumulate(self._words(T_.X, T, 1, NI), lam)
+                self._store(T_.GP, gp)
+            self._accumulate(self._tensor(T_.X, T), lam)
         elif op == ExodusOp.UPDATE:
-            acc = self._signed(T_.ACC, (NO, NI))
-            w, n_w = weight_update_fixed(self._weights(), acc, ex)
+            w, n_w = weight_update_fixed(self._tensor(T_.W), self._tensor(T_.ACC), ex)
             self._count("weight", n_w)
-            self.mem[T_.W] = [to_bits(v, ex.weight_bits) for v in w.flatten().tolist()]
+            self._store(T_.W, w)
             self.mem[T_.ACC] = [0] * (NO * NI)
         else:
             self.flags = {k: 0 for k in EX_FLAGS}
@@ -103,7 +95,7 @@ class ExodusLayerModel:
         """``ACC[i][j] += lambda_i[n]`` for every input spike ``x_j[n]``, saturating each addition (the
         engine's order: time, input, neuron); vectorised when no partial sum can saturate."""
         ex, NO, NI = self.ex, self.fan_out, self.fan_in
-        acc = self._signed(T_.ACC, (NO, NI))
+        acc = self._tensor(T_.ACC)
         bound = int(acc.abs().max()) + int(lam.abs().sum(dim=0).max()) if lam.numel() else 0
         adds = int(x.sum()) * NO
         if bound < 1 << (ex.acc_bits - 1):
@@ -120,7 +112,7 @@ class ExodusLayerModel:
             acc = torch.tensor(a, dtype=torch.int64)
             self._count("acc", n_sat)
         self.counters["syn_events"] += adds
-        self.mem[T_.ACC] = [to_bits(v, ex.acc_bits) for v in acc.flatten().tolist()]
+        self._store(T_.ACC, acc)
 
     def status_payload(self) -> bytes:
         flags = sum(self.flags[k] << b for b, k in enumerate(EX_FLAGS))

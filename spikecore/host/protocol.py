@@ -211,11 +211,52 @@ class WireFormat:
 # ------------------------------------------------------ EXODUS memories
 @dataclass(frozen=True)
 class ExodusTargetFormat:
-    """One memory of one EXODUS layer engine as the protocol sees it."""
-    bits: int        # element width (the engine's host data, low bits)
-    nbytes: int      # bytes per element on the wire: ceil(bits / 8), zero-extended
-    depth: int       # elements
+    """One memory of one EXODUS layer engine as the protocol sees it: ``depth`` elements, each
+    ``per_word`` values of ``value_bits`` (value 0 in the low bits; two's complement when ``signed``,
+    else spikes), with a mask bit above the value when ``mask`` (``U``). The one description of every
+    memory: the wire, the host library, the reference device and the engine's port width use it."""
+    value_bits: int
+    per_word: int
+    signed: bool
+    depth: int
     writable: bool
+    row: int             # values in one row of the memory as a tensor (W/ACC: fan_in; else one time step)
+    timed: bool          # addressed by time step (depth = max_steps * elements per step)
+    mask: bool = False
+
+    @property
+    def bits(self) -> int:
+        """Element width (the engine's host data, low bits)."""
+        return self.value_bits * self.per_word + int(self.mask)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes per element on the wire: ceil(bits / 8), zero-extended."""
+        return (self.bits + 7) // 8
+
+    @property
+    def per_step(self) -> int:
+        """Elements per time step (timed memories)."""
+        return self.row // self.per_word
+
+    def encode(self, rows) -> list[int]:
+        """Rows of values (``U``: rows of ``(u, mask)`` pairs) -> raw elements."""
+        flat = [v for r in rows for v in r]
+        if self.mask:
+            return [to_bits(int(u), self.value_bits) | (int(mk) & 1) << self.value_bits for u, mk in flat]
+        if self.per_word == 1:
+            return [to_bits(int(v), self.value_bits) for v in flat]
+        return [pack_word(flat[k:k + self.per_word], self.value_bits) for k in range(0, len(flat), self.per_word)]
+
+    def decode(self, raw) -> list:
+        """Raw elements -> rows of ``row`` values (``U``: ``(u, mask)`` pairs); spikes as 0/1."""
+        if self.mask:
+            flat = [(from_bits(v, self.value_bits), v >> self.value_bits & 1) for v in raw]
+        elif not self.signed:
+            flat = [b for v in raw for b in word_to_spikes(v, self.per_word)]
+        else:
+            flat = [x for v in raw for x in unpack_word(v, self.value_bits, self.per_word)]
+        return [flat[k:k + self.row] for k in range(0, len(flat), self.row)]
 
 
 def exodus_backprop(layer: int) -> bool:
@@ -223,21 +264,30 @@ def exodus_backprop(layer: int) -> bool:
     return layer > 0
 
 
+def exodus_layer_targets(ex: ExodusConfig, fan_in: int, fan_out: int, backprop: bool) -> dict:
+    """``{ExodusTarget: ExodusTargetFormat}`` of an engine of ``fan_in -> fan_out`` neurons."""
+    T, Tg, gb = ex.max_steps, ExodusTarget, ex.grad_bits
+    f = {
+        Tg.W: ExodusTargetFormat(ex.weight_bits, 1, True, fan_in * fan_out, True, fan_in, False),
+        Tg.ACC: ExodusTargetFormat(ex.acc_bits, 1, True, fan_in * fan_out, False, fan_in, False),
+        Tg.X: ExodusTargetFormat(1, fan_in, False, T, True, fan_in, True),
+        Tg.S: ExodusTargetFormat(1, fan_out, False, T, False, fan_out, True),
+        Tg.U: ExodusTargetFormat(ex.u_bits, 1, True, T * fan_out, False, fan_out, True, mask=True),
+        Tg.G: ExodusTargetFormat(gb, fan_out, True, T, True, fan_out, True),
+        Tg.LAM: ExodusTargetFormat(gb, 1, True, T * fan_out, False, fan_out, True),
+    }
+    if backprop:
+        f[Tg.GP] = ExodusTargetFormat(gb, fan_in, True, T, False, fan_in, True)
+    assert all(v.writable == (t in EX_WRITABLE) for t, v in f.items())
+    return f
+
+
 def exodus_target(ex: ExodusConfig, layer: int, target: int) -> ExodusTargetFormat | None:
     """Format of ``target`` on EXODUS layer ``layer``; None when there is no such layer or memory."""
     if not 0 <= layer < ex.num_layers or target not in ExodusTarget.__members__.values():
         return None
     fan_out, fan_in = ex.weight_shape(layer)
-    T = ex.max_steps
-    t = ExodusTarget(target)
-    if t == ExodusTarget.GP and not exodus_backprop(layer):
-        return None
-    bits, depth = {
-        ExodusTarget.W: (ex.weight_bits, fan_in * fan_out), ExodusTarget.ACC: (ex.acc_bits, fan_in * fan_out),
-        ExodusTarget.X: (fan_in, T), ExodusTarget.S: (fan_out, T), ExodusTarget.U: (ex.u_bits + 1, T * fan_out),
-        ExodusTarget.G: (fan_out * ex.grad_bits, T), ExodusTarget.LAM: (ex.grad_bits, T * fan_out),
-        ExodusTarget.GP: (fan_in * ex.grad_bits, T)}[t]
-    return ExodusTargetFormat(bits, (bits + 7) // 8, depth, t in EX_WRITABLE)
+    return exodus_layer_targets(ex, fan_in, fan_out, exodus_backprop(layer)).get(ExodusTarget(target))
 
 
 def exodus_targets(ex: ExodusConfig):
