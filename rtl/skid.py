@@ -1,4 +1,5 @@
-"""A register slice for a valid/ready stream (a two-entry skid buffer)."""
+"""Register slices for valid/ready streams: :class:`SkidBuffer` (two entries, full rate) and
+:class:`RegisterSlice` (one entry, half rate)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["SkidBuffer", "RegisterSlice"]
 
 
-class SkidBuffer(wiring.Component):
-    """Cuts every combinational path through a stream: ``o.valid``, ``o.payload`` and
-    ``i.ready`` all come from registers. Full throughput (one beat per cycle), order kept,
-    one cycle of latency.
+class _StreamSlice(wiring.Component):
+    """A stream in, the same stream out; ``o.valid``, ``o.payload`` and ``i.ready`` all come from
+    registers, so no combinational path crosses the slice. Order kept, one cycle of latency.
 
     Members
     -------
@@ -22,6 +22,11 @@ class SkidBuffer(wiring.Component):
 
     def __init__(self, shape):
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+
+class SkidBuffer(_StreamSlice):
+    """Full throughput (one beat per cycle): a second (skid) register parks the beat that
+    arrives while the output is stalled."""
 
     def elaborate(self, platform):
         m = Module()
@@ -38,20 +43,9 @@ class SkidBuffer(wiring.Component):
         return m
 
 
-class RegisterSlice(wiring.Component):
-    """Cuts every combinational path through a stream at half the cost of :class:`SkidBuffer`
-    (one payload register, no skid): ``o.valid``, ``o.payload`` and ``i.ready`` come from
-    registers, order kept, one cycle of latency, at most one beat every two cycles. For
-    request streams that never run at full rate (host weight accesses).
-
-    Members
-    -------
-    i : ``In(stream.Signature(shape))``
-    o : ``Out(stream.Signature(shape))``
-    """
-
-    def __init__(self, shape):
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+class RegisterSlice(_StreamSlice):
+    """Half the cost of :class:`SkidBuffer` (one payload register, no skid) at most one beat every
+    two cycles. For request streams that never run at full rate (host weight accesses)."""
 
     def elaborate(self, platform):
         m = Module()
