@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(VENV)/bin/spikecore demo --out $(OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) -q --durations=10
+	$(PY) -m pytest -n $(JOBS) --dist worksteal -q --durations=10
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q -m "not slow"

