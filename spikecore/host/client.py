@@ -223,9 +223,7 @@ class SpikecoreClient:
         """Write a whole tensor from address 0: ``W`` as ``(fan_out, fan_in)`` signed ints; ``X`` as ``(T, fan_in)``
         spikes; ``G`` as ``(T, fan_out)`` gradients (grad format)."""
         t = ExodusTarget(target)
-        f = P.exodus_target(self.exodus, layer, t)
-        if f is None:
-            raise ValueError(f"EXODUS layer {layer} has no {t.name} memory")
+        f = self._ex_format(layer, t)
         if not f.writable:
             raise ValueError(f"{t.name} is read-only")
         rows = values.tolist() if hasattr(values, "tolist") else [list(r) for r in values]
@@ -234,13 +232,9 @@ class SpikecoreClient:
     def ex_read(self, layer: int, target: ExodusTarget, steps: int | None = None) -> torch.Tensor:
         """A memory as a tensor of signed values: ``W``/``ACC`` ``(fan_out, fan_in)``; ``X``/``S`` spikes and
         ``G``/``GP``/``LAM`` gradients ``(steps, width)``; ``U`` ``(steps, fan_out, 2)`` (u, mask)."""
-        t = ExodusTarget(target)
-        f = P.exodus_target(self.exodus, layer, t)
-        if f is None:
-            raise ValueError(f"EXODUS layer {layer} has no {t.name} memory")
-        steps = self.exodus.max_steps if steps is None else steps
-        count = steps * f.per_step if f.timed else f.depth
-        return torch.tensor(f.decode(self.ex_read_raw(layer, t, 0, count)), dtype=torch.int64)
+        f = self._ex_format(layer, target)
+        count = f.elements(self.exodus.max_steps if steps is None else steps)
+        return torch.tensor(f.decode(self.ex_read_raw(layer, target, 0, count)), dtype=torch.int64)
 
     def ex_run(self, layer: int, op: ExodusOp, steps: int = 0, *, slayer: bool = False, grad_prev: bool = False,
                wait: bool = True) -> None:

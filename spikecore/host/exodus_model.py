@@ -39,8 +39,7 @@ class ExodusLayerModel:
     def _tensor(self, target, steps: int | None = None) -> torch.Tensor:
         """A memory (the first ``steps`` time steps of a timed one) as the host library reads it."""
         f = self.fmt(target)
-        raw = self.mem[target][:steps * f.per_step] if f.timed else self.mem[target]
-        return torch.tensor(f.decode(raw), dtype=torch.int64)
+        return torch.tensor(f.decode(self.mem[target][:f.elements(steps)]), dtype=torch.int64)
 
     def _store(self, target, rows) -> None:
         """Rows of values from address 0, encoded as the memory holds them."""

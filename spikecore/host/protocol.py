@@ -234,10 +234,9 @@ class ExodusTargetFormat:
         """Bytes per element on the wire: ceil(bits / 8), zero-extended."""
         return (self.bits + 7) // 8
 
-    @property
-    def per_step(self) -> int:
-        """Elements per time step (timed memories)."""
-        return self.row // self.per_word
+    def elements(self, steps: int) -> int:
+        """Elements holding the first ``steps`` time steps of a timed memory; all of an untimed one."""
+        return steps * (self.row // self.per_word) if self.timed else self.depth
 
     def encode(self, rows) -> list[int]:
         """Rows of values (``U``: rows of ``(u, mask)`` pairs) -> raw elements."""
@@ -266,19 +265,24 @@ def exodus_backprop(layer: int) -> bool:
 
 def exodus_layer_targets(ex: ExodusConfig, fan_in: int, fan_out: int, backprop: bool) -> dict:
     """``{ExodusTarget: ExodusTargetFormat}`` of an engine of ``fan_in -> fan_out`` neurons."""
-    T, Tg, gb = ex.max_steps, ExodusTarget, ex.grad_bits
+    Tg, gb = ExodusTarget, ex.grad_bits
+
+    def fmt(t, value_bits, per_word, row, *, timed=True, signed=True, mask=False):
+        # timed: one row per step over max_steps; untimed (W, ACC): one row per neuron
+        depth = ex.max_steps * (row // per_word) if timed else row * fan_out
+        return ExodusTargetFormat(value_bits, per_word, signed, depth, t in EX_WRITABLE, row, timed, mask)
+
     f = {
-        Tg.W: ExodusTargetFormat(ex.weight_bits, 1, True, fan_in * fan_out, True, fan_in, False),
-        Tg.ACC: ExodusTargetFormat(ex.acc_bits, 1, True, fan_in * fan_out, False, fan_in, False),
-        Tg.X: ExodusTargetFormat(1, fan_in, False, T, True, fan_in, True),
-        Tg.S: ExodusTargetFormat(1, fan_out, False, T, False, fan_out, True),
-        Tg.U: ExodusTargetFormat(ex.u_bits, 1, True, T * fan_out, False, fan_out, True, mask=True),
-        Tg.G: ExodusTargetFormat(gb, fan_out, True, T, True, fan_out, True),
-        Tg.LAM: ExodusTargetFormat(gb, 1, True, T * fan_out, False, fan_out, True),
+        Tg.W: fmt(Tg.W, ex.weight_bits, 1, fan_in, timed=False),
+        Tg.ACC: fmt(Tg.ACC, ex.acc_bits, 1, fan_in, timed=False),
+        Tg.X: fmt(Tg.X, 1, fan_in, fan_in, signed=False),
+        Tg.S: fmt(Tg.S, 1, fan_out, fan_out, signed=False),
+        Tg.U: fmt(Tg.U, ex.u_bits, 1, fan_out, mask=True),
+        Tg.G: fmt(Tg.G, gb, fan_out, fan_out),
+        Tg.LAM: fmt(Tg.LAM, gb, 1, fan_out),
     }
     if backprop:
-        f[Tg.GP] = ExodusTargetFormat(gb, fan_in, True, T, False, fan_in, True)
-    assert all(v.writable == (t in EX_WRITABLE) for t, v in f.items())
+        f[Tg.GP] = fmt(Tg.GP, gb, fan_in, fan_in)
     return f
 
 
