@@ -71,12 +71,15 @@ def _ulx3s_85f():
 BOARDS = {
     # The iCE40UP5K (5280 LUT4, 30 EBR) needs narrower widths, the iterative divider and
     # engines without stage-1 registers (its block RAM is fast next to its logic).
-    # nextpnr seed 2: on this 98 %-full device the router does not converge for every
-    # placement (the default seed left it circling on the current netlist; seeds 2 and 3
-    # route, at 28.9 and 28.2 MHz). The CI smoke build checks that it still routes.
+    # ``-device u``: abc9 maps the logic with the UP5K's delays (synth_ice40 assumes an HX
+    # part otherwise): on the current netlist 28.7 -> 29.8 MHz with seed 1, 30.9 with seed 2.
+    # nextpnr seed 2: on this 99 %-full device the router does not converge for every
+    # placement (with the HX delays seed 2 was still routing after 10 minutes), and the
+    # figure moves by a few per cent from seed to seed; docs/fpga.md lists the seeds
+    # measured. The CI smoke build checks that it still routes.
     "icebreaker": Board("icebreaker", _icebreaker, "ice40", "clk12", 12.0, 30.0, ("spikegrad",),
                         config="icebreaker.json", softmax_divider="iterative", counter_bits=24,
-                        register_ram_outputs=False, synth_opts="-dff", nextpnr_opts="--seed 2"),
+                        register_ram_outputs=False, synth_opts="-dff -device u", nextpnr_opts="--seed 2"),
     # The ECP5-85F also carries the EXODUS fitting-task network (250 -> 25 LIF -> 1 LIF, T = 200).
     # router2: nextpnr's default router1 stopped converging on the dual design (after 25
     # minutes its rip-up count was still growing); router2 routes it in about 15 minutes.

@@ -149,11 +149,13 @@ def test_smoke_build_real_bitstream(tmp_path):
     assert (tmp_path / "summary.txt").read_text().endswith("timing met\n")
 
 
-# The iCEBreaker design at its own 30 MHz target (about two minutes). The UP5K is
-# 97.5 % full: this catches a design that stops fitting or routing. The target is
-# not met yet (27-28 MHz, docs/fpga.md), so the build ends in TimingError after
-# writing the bitstream and the summary. (At a lower target nextpnr's placement
-# leaves the router unable to finish on this nearly full device.)
+# The iCEBreaker design at its own 30 MHz target (about three minutes). The UP5K is
+# 99.96 % full: this catches a design that stops fitting or routing. The current
+# netlist meets 30 MHz with the board's seed (30.9 MHz), but other seeds give
+# 29.6-30.7 MHz (docs/fpga.md), so a TimingError (raised after the bitstream and
+# the summary are written) is accepted here and the measured figure is reported
+# instead. (At a lower target nextpnr's placement leaves the router unable to
+# finish on this nearly full device.)
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Using platform.request without:DeprecationWarning")
 @pytest.mark.skipif(not _HAVE_YOWASP, reason="YoWASP tools not installed")
@@ -168,7 +170,7 @@ def test_smoke_build_icebreaker_fits_and_routes(tmp_path):
     lut = summary["resources"]["LUT"]
     assert 1000 < lut["used"] <= lut["available"]
     (clk,) = summary["fmax"].values()
-    assert clk["achieved_mhz"] > 20.0          # well below the measured 27-28 MHz: a regression guard
+    assert clk["achieved_mhz"] > 20.0          # well below the measured 29.6-30.9 MHz: a regression guard
 
 
 def test_board_tool_options_reach_the_tools(monkeypatch, tmp_path):

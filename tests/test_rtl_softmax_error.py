@@ -204,11 +204,11 @@ def test_random_with_stalls(name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_iterative_divider(name):
-    """The one-stage divider (small FPGAs): same U, ``C * (prob_bits + 7) + 1`` cycles without stalls."""
+    """The one-stage divider (small FPGAs): same U, ``C * (prob_bits + 8) + 1`` cycles without stalls."""
     cfg = CONFIGS[name]
     latencies = check(cfg, fixed_cases(cfg)[::3], divider="iterative")
     assert set(latencies) == {softmax_error_latency(cfg, "iterative")}
-    assert latencies[0] == cfg.num_classes * (cfg.prob_bits + 7) + 1
+    assert latencies[0] == cfg.num_classes * (cfg.prob_bits + 8) + 1
     cases = random_cases(cfg, 30, seed=zlib.crc32(name.encode()) + 1)
     assert min(check(cfg, cases, seed=2, stalls=True, divider="iterative")) >= latencies[0]
     with pytest.raises(ValueError, match="divider"):

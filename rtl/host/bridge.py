@@ -24,6 +24,8 @@ from spikecore.host.protocol import (CORE_FLAGS, EX_ACCESS_HEADER, EX_FLAGS, EX_
                                      SYNC_RESPONSE, WRITE_HEADER, Cmd, Kind, Reg, RunFlag, Status, WireFormat,
                                      check_exodus_wire, exodus_backprop, exodus_targets, identify_payload)
 
+from rtl.skid import RegisterSlice
+
 from .crc import CRC16
 from .uart import UARTRx, UARTTx, check_divisor
 
@@ -53,7 +55,7 @@ def bridge_signature(cfg: SpikeGradConfig) -> dict:
     return {("core_busy" if name == "busy" else name): member.flip() for name, member in core_ports(cfg).items()}
 
 
-def read_states(m, prefix, *, request, rdata, shift, k, nbytes, index, remaining, send, tx_fire, crc_on):
+def read_states(m, prefix, *, request, rdata, shift, k, nbytes, index, remaining, send, crc_on):
     """FSM states ``{prefix}_REQ``, ``_WAIT``, ``_SEND`` that answer a read: request element ``index``
     (``request()`` drives the request and returns its ``ready``), take it from the ``rdata`` stream into
     ``shift``, send its ``nbytes`` bytes (LSB first, ``k`` counts them), then the next element until
@@ -68,8 +70,7 @@ def read_states(m, prefix, *, request, rdata, shift, k, nbytes, index, remaining
             m.next = f"{prefix}_SEND"
     with m.State(f"{prefix}_SEND"):
         m.d.comb += crc_on.eq(1)
-        send(shift[:8])
-        with m.If(tx_fire):
+        with m.If(send(shift[:8])):
             m.d.sync += [shift.eq(shift >> 8), k.eq(k + 1)]
             with m.If(k == nbytes - 1):
                 m.d.sync += [index.eq(index + 1), remaining.eq(remaining - 1)]
@@ -189,10 +190,18 @@ class HostBridge(wiring.Component):
 
         cmd_r = Signal(8)
         len_r = Signal(8)
+        len_m1 = Signal(8)      # len_r - 1, stored with it: the PAYLOAD state's last-byte test is then a compare
         idx = Signal(8)
         too_long = Signal()
         hdr = Array(Signal(8, name=f"hdr{k}") for k in range(HEADER_BYTES))
+        # The receive timeout: ``timer`` counts idle cycles inside a frame. ``timer_last``
+        # (``timer == timeout - 1``) is registered from the timer's next value, so the
+        # receive states' decisions see one flip-flop instead of a wide comparison.
         timer = Signal(range(self._timeout + 1))
+        timer_n = Signal.like(timer)
+        timer_last = Signal(init=int(self._timeout == 1))
+        m.d.comb += timer_n.eq(timer)
+        m.d.sync += [timer.eq(timer_n), timer_last.eq(timer_n == self._timeout - 1)]
         byte = rxf.r_data
         pop = Signal()
         m.d.comb += [rxf.r_en.eq(pop), rcrc.data.eq(byte), rcrc.en.eq(pop & rxf.r_rdy)]
@@ -234,14 +243,16 @@ class HostBridge(wiring.Component):
         # ------------------------------------------------------ response state
         status_r = Signal(8)
         plen = Signal(8)
+        plen_m1 = Signal(8)     # plen - 1, stored with it (STATIC's last-byte test is then a compare)
         hidx = Signal(2)
         pidx = Signal(8)
         pidx_n = Signal(8)
         m.d.comb += pidx_n.eq(pidx)
         m.d.sync += pidx.eq(pidx_n)
         # The identify ROM is read only in STATIC; elsewhere it is addressed at 0, which is
-        # where STATIC starts (respond() zeroes pidx), keeping the response decisions of
-        # every other state out of the ROM's address path.
+        # where STATIC starts (HDR, which always precedes it, zeroes pidx), keeping the
+        # response decisions of every other state out of the ROM's address path and out
+        # of pidx's enable.
         in_static = Signal()
         m.d.comb += rom_r.addr.eq(Mux(in_static, pidx_n, 0))
         # READ_STATUS snapshots the flag bytes and the frame counters; the core's
@@ -256,6 +267,16 @@ class HostBridge(wiring.Component):
         snapshot = Signal(snapshot_bits)
         status_bytes = Cat(snapshot[:16], self.counters.as_value(), snapshot[16:16 + 2 * COUNTER_BITS])
         assert len(status_bytes) == 8 * STATUS_LEN
+        # STATIC sends byte ``pidx`` of a status, register or EX_STATUS payload from a register
+        # loaded a cycle earlier: the byte multiplexers (up to 38 ways) then end there instead
+        # of running on into the transmit path. ``static_fresh``: pidx did not move last cycle,
+        # so ``static_r`` is its byte (after a byte goes out, the next one waits a cycle).
+        reg_bytes = snapshot[:8 * REG_BYTES]   # REG_BYTES == 4: pidx[:2] selects the byte
+        static = Mux(cmd_r == Cmd.READ_REG, reg_bytes.word_select(pidx[:2], 8), status_bytes.word_select(pidx, 8))
+        if ex is not None:
+            static = Mux(cmd_r == Cmd.EX_STATUS, snapshot.word_select(pidx, 8), static)
+        static_r, static_fresh = Signal(8), Signal()
+        m.d.sync += [static_r.eq(static), static_fresh.eq(pidx_n == pidx)]
         error_shift = Signal.like(self.error_shift)
         m.d.comb += self.error_shift.eq(error_shift)
         frames_ok = Signal(COUNTER_BITS)
@@ -267,8 +288,15 @@ class HostBridge(wiring.Component):
         tx_send = Signal()      # offer tx_byte this cycle
         tx_fire = Signal()
         crc_on = Signal()
-        m.d.comb += [utx.data.payload.eq(tx_byte), utx.data.valid.eq(tx_send),
-                     tx_fire.eq(tx_send & utx.data.ready),
+        # Each response byte goes through a register slice on its way to the
+        # transmitter: the byte multiplexers (status and snapshot bytes, ROM, header
+        # fields) then end at the slice's register instead of running on into the
+        # transmitter's shift register, and the FSM sees a registered ``ready``. A
+        # byte takes 10 bit times on the line, so the slice's half rate costs nothing.
+        m.submodules.tx_slice = txs = RegisterSlice(8)
+        wiring.connect(m, txs.o, utx.data)
+        m.d.comb += [txs.i.payload.eq(tx_byte), txs.i.valid.eq(tx_send),
+                     tx_fire.eq(tx_send & txs.i.ready),
                      tcrc.data.eq(tx_byte), tcrc.en.eq(tx_fire & crc_on)]
 
         # ------------------------------------------------------ walk / read / run state
@@ -313,7 +341,7 @@ class HostBridge(wiring.Component):
         cand = Signal()                                 # |c2| >= rnd, for the rnd in force when i2 is taken
         stall = Signal()
         expanding = Signal()                            # in state EXPAND (a register, see below)
-        accept, expand_done = Signal(), Signal()
+        accept = Signal()
         round_end = Signal()                            # rnd steps up at this clock edge
         c1 = cnt_r.data
         m.d.comb += [cnt_r.addr.eq(ra), cnt_r.en.eq(expanding & ~stall)]
@@ -327,12 +355,17 @@ class HostBridge(wiring.Component):
         rst_wait = Signal(2)
 
         def respond(status, length=0):
-            m.d.sync += [status_r.eq(status), plen.eq(length), hidx.eq(0)]
-            m.d.comb += pidx_n.eq(0)
+            m.d.sync += [status_r.eq(status), plen.eq(length), plen_m1.eq(length - 1), hidx.eq(0)]
             m.next = "HDR"
 
         def send(value):
+            """Offer ``value`` to the transmitter; returns the condition that it is taken this cycle.
+
+            That is the slice's ``ready`` (a register) alone, not ``tx_fire``: the caller's
+            state offers a byte unconditionally, and ``tx_send`` is an OR over every sending
+            state, whose decode would otherwise sit in front of each of their transitions."""
             m.d.comb += [tx_byte.eq(value), tx_send.eq(1)]
+            return txs.i.ready
 
         def weight_access(write, data=0):
             p = self.weights.payload
@@ -342,14 +375,41 @@ class HostBridge(wiring.Component):
         if ex is not None:
             exodus_fields, exodus_states = self._exodus_logic(m, hdr=hdr, cmd_r=cmd_r, len_r=len_r, pos=pos,
                                                               pos_n=pos_n, buf_r=buf_r, remaining=remaining,
-                                                              respond=respond, send=send, tx_fire=tx_fire,
+                                                              respond=respond, send=send,
                                                               crc_on=crc_on, snapshot=snapshot)
+
+        exact = {Cmd.IDENTIFY: 0, Cmd.READ_WEIGHTS: READ_WEIGHTS_LEN, Cmd.WRITE_REG: 1 + REG_BYTES,
+                 Cmd.READ_REG: 1, Cmd.INFER: 0, Cmd.TRAIN: 1, Cmd.READ_STATUS: 0, Cmd.CLEAR_FLAGS: 0,
+                 Cmd.RESET: 0}
+        minimum = {}
+        if ex is not None:
+            exact.update({Cmd.EX_READ: EX_ACCESS_HEADER, Cmd.EX_RUN: EX_RUN_LEN,
+                          Cmd.EX_STATUS: EX_STATUS_REQ_LEN})
+            minimum[Cmd.EX_WRITE] = EX_ACCESS_HEADER
+        # Command and length checks, registered: command and length are known from the
+        # LEN state on, at least two cycles (RCRC1, RCRC2) before CHECK uses them, and the
+        # command decode and the length comparisons no longer sit in front of CHECK's
+        # transitions.
+        unknown_cmd, bad_len = Signal(init=1), Signal()
+        unknown_c, bad_len_c = Signal(), Signal()
+        with m.Switch(cmd_r):
+            for cmd, n in exact.items():
+                with m.Case(cmd):
+                    m.d.comb += bad_len_c.eq(len_r != n)
+            for cmd, base, eb in ((Cmd.WRITE_WEIGHTS, WRITE_HEADER, wb), (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb)):
+                with m.Case(cmd):
+                    m.d.comb += bad_len_c.eq((len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool())
+            for cmd, n in minimum.items():
+                with m.Case(cmd):
+                    m.d.comb += bad_len_c.eq(len_r < n)
+            with m.Default():
+                m.d.comb += unknown_c.eq(1)
+        m.d.sync += [unknown_cmd.eq(unknown_c), bad_len.eq(bad_len_c)]
 
         with m.FSM() as fsm:
             # ============================================== receive
             with m.State("HUNT"):
-                m.d.comb += pop.eq(1)
-                m.d.sync += timer.eq(0)
+                m.d.comb += [pop.eq(1), timer_n.eq(0)]
                 with m.If(rxf.r_rdy & (byte == SYNC_REQUEST)):
                     m.d.comb += rcrc.clear.eq(1)
                     m.d.sync += [cmd_r.eq(0), too_long.eq(0)]
@@ -358,17 +418,17 @@ class HostBridge(wiring.Component):
                 with m.State(name):
                     m.d.comb += pop.eq(1)
                     with m.If(rxf.r_rdy):
-                        m.d.sync += timer.eq(0)
-                    with m.Elif(timer == self._timeout - 1):
+                        m.d.comb += timer_n.eq(0)
+                    with m.Elif(timer_last):
                         respond(Status.TIMEOUT)
                     with m.Else():
-                        m.d.sync += timer.eq(timer + 1)
+                        m.d.comb += timer_n.eq(timer + 1)
                     with m.If(rxf.r_rdy):
                         if name == "CMD":
                             m.d.sync += cmd_r.eq(byte)
                             m.next = "LEN"
                         elif name == "LEN":
-                            m.d.sync += [len_r.eq(byte), idx.eq(0), too_long.eq(byte > mp)]
+                            m.d.sync += [len_r.eq(byte), len_m1.eq(byte - 1), idx.eq(0), too_long.eq(byte > mp)]
                             m.next = "PAYLOAD"
                             with m.If(byte == 0):
                                 m.next = "RCRC1"
@@ -377,7 +437,7 @@ class HostBridge(wiring.Component):
                             with m.If(idx < HEADER_BYTES):
                                 m.d.sync += hdr[idx].eq(byte)
                             m.d.sync += idx.eq(idx + 1)
-                            with m.If(idx == len_r - 1):
+                            with m.If(idx == len_m1):
                                 m.next = "RCRC1"
                         elif name == "RCRC1":
                             m.next = "RCRC2"
@@ -385,14 +445,6 @@ class HostBridge(wiring.Component):
                             m.next = "CHECK"
 
             # ============================================== check the whole frame
-            exact = {Cmd.IDENTIFY: 0, Cmd.READ_WEIGHTS: READ_WEIGHTS_LEN, Cmd.WRITE_REG: 1 + REG_BYTES,
-                     Cmd.READ_REG: 1, Cmd.INFER: 0, Cmd.TRAIN: 1, Cmd.READ_STATUS: 0, Cmd.CLEAR_FLAGS: 0,
-                     Cmd.RESET: 0}
-            minimum = {}
-            if ex is not None:
-                exact.update({Cmd.EX_READ: EX_ACCESS_HEADER, Cmd.EX_RUN: EX_RUN_LEN,
-                              Cmd.EX_STATUS: EX_STATUS_REQ_LEN})
-                minimum[Cmd.EX_WRITE] = EX_ACCESS_HEADER
             with m.State("CHECK"):
                 # Point the buffer at the first value now (the command byte is long known),
                 # so FIELDS' decisions do not reach the buffer's read address.
@@ -401,29 +453,12 @@ class HostBridge(wiring.Component):
                     respond(Status.BAD_CRC)
                 with m.Elif(too_long):
                     respond(Status.BAD_LENGTH)
+                with m.Elif(unknown_cmd):
+                    respond(Status.UNKNOWN_COMMAND)
+                with m.Elif(bad_len):
+                    respond(Status.BAD_LENGTH)
                 with m.Else():
-                    with m.Switch(cmd_r):
-                        for cmd, n in exact.items():
-                            with m.Case(cmd):
-                                with m.If(len_r != n):
-                                    respond(Status.BAD_LENGTH)
-                                with m.Else():
-                                    m.next = "FIELDS"
-                        for cmd, base, eb in ((Cmd.WRITE_WEIGHTS, WRITE_HEADER, wb),
-                                              (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb)):
-                            with m.Case(cmd):
-                                with m.If((len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool()):
-                                    respond(Status.BAD_LENGTH)
-                                with m.Else():
-                                    m.next = "FIELDS"
-                        for cmd, n in minimum.items():
-                            with m.Case(cmd):
-                                with m.If(len_r < n):
-                                    respond(Status.BAD_LENGTH)
-                                with m.Else():
-                                    m.next = "FIELDS"
-                        with m.Default():
-                            respond(Status.UNKNOWN_COMMAND)
+                    m.next = "FIELDS"
 
             with m.State("FIELDS"):
                 m.d.sync += [commit.eq(0), kbyte.eq(0)]
@@ -523,7 +558,10 @@ class HostBridge(wiring.Component):
                                  expanding.eq(1)]
                     m.next = "EXPAND"
             with m.State("EXPAND"):       # the expansion itself runs on ``expanding`` (below)
-                with m.If(expand_done):
+                # Leave once ``expanding`` has dropped (a cycle after the last spike went out):
+                # the register, not the combinational end-of-expansion condition, so that the
+                # core's ``ready`` and the prefetch pipeline stay out of the state register's enable.
+                with m.If(~expanding):
                     m.next = "EXPAND_LAST"
             with m.State("EXPAND_LAST"):
                 sp = self.spikes.payload
@@ -542,14 +580,12 @@ class HostBridge(wiring.Component):
                         m.next = "RES_PRED"
             with m.State("RES_PRED"):
                 m.d.comb += crc_on.eq(1)
-                send(pred)
-                with m.If(tx_fire):
+                with m.If(send(pred)):
                     m.d.sync += first.eq(0)
                     m.next = "RES_SEND"
             with m.State("RES_SEND"):
                 m.d.comb += crc_on.eq(1)
-                send(sh[:8])
-                with m.If(tx_fire):
+                with m.If(send(sh[:8])):
                     m.d.sync += [sh.eq(sh >> 8), kbyte.eq(kbyte + 1)]
                     with m.If(kbyte == vb - 1):
                         m.next = "RES_WAIT"
@@ -572,9 +608,8 @@ class HostBridge(wiring.Component):
 
             # ============================================== respond
             with m.State("HDR"):
-                m.d.comb += [crc_on.eq(hidx != 0)]
-                send(Array([Const(SYNC_RESPONSE, 8), status_r, cmd_r, plen])[hidx])
-                with m.If(tx_fire):
+                m.d.comb += [crc_on.eq(hidx != 0), pidx_n.eq(0)]
+                with m.If(send(Array([Const(SYNC_RESPONSE, 8), status_r, cmd_r, plen])[hidx])):
                     m.d.sync += hidx.eq(hidx + 1)
                     with m.If(hidx == 0):
                         m.d.comb += tcrc.clear.eq(1)
@@ -597,27 +632,21 @@ class HostBridge(wiring.Component):
                             m.next = "STATIC"
             with m.State("STATIC"):
                 m.d.comb += [crc_on.eq(1), in_static.eq(1)]
-                reg_bytes = snapshot[:8 * REG_BYTES]   # REG_BYTES == 4: pidx[:2] selects the byte
-                static = Mux(cmd_r == Cmd.READ_REG, reg_bytes.word_select(pidx[:2], 8), status_bytes.word_select(pidx, 8))
-                if ex is not None:
-                    static = Mux(cmd_r == Cmd.EX_STATUS, snapshot.word_select(pidx, 8), static)
-                send(Mux(cmd_r == Cmd.IDENTIFY, rom_r.data, static))
-                with m.If(tx_fire):
-                    m.d.comb += pidx_n.eq(pidx + 1)
-                    with m.If(pidx == plen - 1):
-                        m.next = "TCRC1"
+                with m.If(static_fresh):
+                    with m.If(send(Mux(cmd_r == Cmd.IDENTIFY, rom_r.data, static_r))):
+                        m.d.comb += pidx_n.eq(pidx + 1)
+                        with m.If(pidx == plen_m1):
+                            m.next = "TCRC1"
             def request_weight():
                 weight_access(0)
                 return self.weights.ready
             read_states(m, "RD", request=request_weight, rdata=self.weights_rdata, shift=sh, k=kbyte,
-                        nbytes=wb, index=widx, remaining=remaining, send=send, tx_fire=tx_fire, crc_on=crc_on)
+                        nbytes=wb, index=widx, remaining=remaining, send=send, crc_on=crc_on)
             with m.State("TCRC1"):
-                send(tcrc.crc[8:])
-                with m.If(tx_fire):
+                with m.If(send(tcrc.crc[8:])):
                     m.next = "TCRC2"
             with m.State("TCRC2"):
-                send(tcrc.crc[:8])
-                with m.If(tx_fire):
+                with m.If(send(tcrc.crc[:8])):
                     m.next = "HUNT"
         # Sample expansion (state EXPAND). It runs on ``expanding``, a register set on entry
         # and cleared on exit, rather than on the decode of the FSM state: on the iCE40
@@ -636,16 +665,15 @@ class HostBridge(wiring.Component):
                     m.d.comb += round_end.eq(1)
                     m.d.sync += [rnd.eq(rnd + 1), any_r.eq(0)]
                     with m.If(~(any_r | cand)):
-                        m.d.comb += expand_done.eq(1)
                         m.d.sync += expanding.eq(0)
                 with m.Else():
                     m.d.sync += any_r.eq(any_r | cand)
         receiving = Cat(*(fsm.ongoing(s) for s in RECEIVE_STATES)).any()
         m.d.comb += [self.receiving.eq(receiving),
-                     self.busy.eq(~(fsm.ongoing("HUNT") | receiving) | utx.busy)]
+                     self.busy.eq(~(fsm.ongoing("HUNT") | receiving) | txs.o.valid | utx.busy)]
         return m
 
-    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, buf_r, remaining, respond, send, tx_fire, crc_on,
+    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, buf_r, remaining, respond, send, crc_on,
                       snapshot):
         """The EX_* commands: ``(fields, states)``, two callables that add the FIELDS cases and the
         states inside the bridge's FSM (checks in the order of ``docs/protocol.md``)."""
@@ -755,7 +783,7 @@ class HostBridge(wiring.Component):
                 m.d.comb += self.ex_access.valid.eq(1)
                 return self.ex_access.ready
             read_states(m, "EX_RD", request=request_element, rdata=self.ex_rdata, shift=exd, k=ek, nbytes=nb,
-                        index=ea, remaining=remaining, send=send, tx_fire=tx_fire, crc_on=crc_on)
+                        index=ea, remaining=remaining, send=send, crc_on=crc_on)
             with m.State("EX_CMD"):
                 c = self.ex_cmd.payload
                 m.d.comb += [self.ex_cmd.valid.eq(1), c.layer.eq(lidx), c.op.eq(op), c.steps.eq(steps),

@@ -134,9 +134,13 @@ class SpikeGradCore(wiring.Component):
         xin_rp = xin.read_port(transparent_for=(xin_wp,))
 
         # ---------------------------------------------------------- phases
-        ph_bwd = Signal()      # engines take error events; weights read by the layer below
-        ph_upd = Signal()
-        ph_idle = Signal()
+        # The phases are registers, set and cleared on the control FSM's transitions into and
+        # out of their states, not decodes of its state: they select the engines' event kind,
+        # the queue routing and the bank ports, and the decodes put the control FSM in front
+        # of each engine's issue logic and of the bank addresses.
+        ph_bwd = Signal()          # SOFTMAX..BRES0_WAIT: error events; weights read by the layer below
+        ph_upd = Signal()          # UPD0..UPD{L-1}_WAIT: the update units own the banks
+        ph_idle = Signal(init=1)   # IDLE: the host owns the banks
         label = Signal.like(self.cmd.payload.label)
         is_train = Signal()
 
@@ -364,13 +368,26 @@ class SpikeGradCore(wiring.Component):
         for l in range(L):
             m.d.comb += upd[l].start.eq(upd_start[l])
         upd_busy = Cat(*[u.busy for u in upd]).any()
+        # The waits for idle use registered copies of the idle conditions: all_idle is an AND
+        # over every engine, queue and slice, and as a combinational input of the control
+        # FSM it was the iCE40's critical path. A copy is a cycle late, so a waiting state
+        # ignores it in its first cycle (``settled`` is low), when it still shows the cycle
+        # in which the state's work was started. Every waiting state is entered from a
+        # non-waiting one (the start or the last input comes first), so ``settled`` is the
+        # registered ``waiting``. Each wait then ends one cycle after the combinational
+        # condition first holds; nothing new starts while a waiting state waits.
+        waiting, settled = Signal(), Signal()
+        idle_r, idle_x_r, idle_s_r = Signal(), Signal(), Signal()
+        m.d.sync += [settled.eq(waiting), idle_r.eq(all_idle), idle_x_r.eq(all_idle & ~xin_cbusy),
+                     idle_s_r.eq(all_idle & ~sm.busy)]
+        idle_done, idle_x_done, idle_s_done = settled & idle_r, settled & idle_x_r, settled & idle_s_r
         cnt_fwd, cnt_bwd, cnt_upd = Signal(), Signal(), Signal()
 
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
-                m.d.comb += [ph_idle.eq(1), self.cmd.ready.eq(1)]
+                m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
-                    m.d.sync += [ctr.eq(0), label.eq(self.cmd.payload.label),
+                    m.d.sync += [ph_idle.eq(0), ctr.eq(0), label.eq(self.cmd.payload.label),
                                  is_train.eq(self.cmd.payload.op == Op.TRAIN)]
                     m.d.comb += [start_all.eq(1), start_op.eq(EngineOp.INIT), xin_clear.eq(1)]
                     with m.If(self.cmd.payload.op == Op.RESET):
@@ -379,11 +396,13 @@ class SpikeGradCore(wiring.Component):
                     with m.Else():
                         m.next = "INIT"
             with m.State("RESET"):
-                with m.If(all_idle & ~xin_cbusy):
+                m.d.comb += waiting.eq(1)
+                with m.If(idle_x_done):
+                    m.d.sync += ph_idle.eq(1)
                     m.next = "IDLE"
             with m.State("INIT"):
-                m.d.comb += cnt_fwd.eq(1)
-                with m.If(all_idle & ~xin_cbusy):
+                m.d.comb += [cnt_fwd.eq(1), waiting.eq(1)]
+                with m.If(idle_x_done):
                     m.next = "INPUT"
             with m.State("INPUT"):
                 m.d.comb += [cnt_fwd.eq(1), self.spikes.ready.eq(fifo[0].w_rdy)]
@@ -396,16 +415,16 @@ class SpikeGradCore(wiring.Component):
                     with m.If(sp.last):
                         m.next = "DRAIN"
             with m.State("DRAIN"):
-                m.d.comb += cnt_fwd.eq(1)
-                with m.If(all_idle):
+                m.d.comb += [cnt_fwd.eq(1), waiting.eq(1)]
+                with m.If(idle_done):
                     m.next = "FRES0" if L > 1 else "READOUT"
             for l in range(L - 1):
                 with m.State(f"FRES{l}"):
                     m.d.comb += [cnt_fwd.eq(1), start_mask[l].eq(1), start_op.eq(EngineOp.FRES)]
                     m.next = f"FRES{l}_WAIT"
                 with m.State(f"FRES{l}_WAIT"):
-                    m.d.comb += cnt_fwd.eq(1)
-                    with m.If(all_idle):
+                    m.d.comb += [cnt_fwd.eq(1), waiting.eq(1)]
+                    with m.If(idle_done):
                         m.next = f"FRES{l + 1}" if l + 1 < L - 1 else "READOUT"
             with m.State("READOUT"):
                 with m.If(rc < C):
@@ -414,43 +433,56 @@ class SpikeGradCore(wiring.Component):
                 with m.Elif(~rd_valid):
                     m.d.sync += [rc.eq(0), rd_c.eq(0), res_fetched.eq(0)]
                     with m.If(is_train):
+                        m.d.sync += ph_bwd.eq(1)
                         m.next = "SOFTMAX"
                     with m.Else():
                         m.next = "RESULT"
             with m.State("SOFTMAX"):
-                m.d.comb += [cnt_bwd.eq(1), ph_bwd.eq(1), start_mask[L - 1].eq(1), start_op.eq(EngineOp.TOPEMIT)]
+                m.d.comb += [cnt_bwd.eq(1), start_mask[L - 1].eq(1), start_op.eq(EngineOp.TOPEMIT)]
                 m.next = "BWD"
             with m.State("BWD"):
-                m.d.comb += [cnt_bwd.eq(1), ph_bwd.eq(1)]
-                with m.If(all_idle & ~sm.busy):
+                m.d.comb += [cnt_bwd.eq(1), waiting.eq(1)]
+                with m.If(idle_s_done):
                     m.next = f"BRES{L - 1}"
             for l in reversed(range(L)):
                 with m.State(f"BRES{l}"):
-                    m.d.comb += [cnt_bwd.eq(1), ph_bwd.eq(1), start_mask[l].eq(1), start_op.eq(EngineOp.BRES)]
+                    m.d.comb += [cnt_bwd.eq(1), start_mask[l].eq(1), start_op.eq(EngineOp.BRES)]
                     m.next = f"BRES{l}_WAIT"
                 with m.State(f"BRES{l}_WAIT"):
-                    m.d.comb += [cnt_bwd.eq(1), ph_bwd.eq(1)]
-                    with m.If(all_idle):
-                        m.next = f"BRES{l - 1}" if l > 0 else "UPD0"
+                    m.d.comb += [cnt_bwd.eq(1), waiting.eq(1)]
+                    with m.If(idle_done):
+                        if l > 0:
+                            m.next = f"BRES{l - 1}"
+                        else:
+                            m.d.sync += [ph_bwd.eq(0), ph_upd.eq(1)]
+                            m.next = "UPD0"
             for l in range(L):
                 with m.State(f"UPD{l}"):
-                    m.d.comb += [cnt_upd.eq(1), ph_upd.eq(1), upd_start[l].eq(1)]
+                    m.d.comb += [cnt_upd.eq(1), upd_start[l].eq(1)]
                     m.next = f"UPD{l}_WAIT"
                 with m.State(f"UPD{l}_WAIT"):
-                    m.d.comb += [cnt_upd.eq(1), ph_upd.eq(1)]
+                    m.d.comb += cnt_upd.eq(1)
                     with m.If(~upd_busy):
-                        m.next = f"UPD{l + 1}" if l + 1 < L else "RESULT"
+                        if l + 1 < L:
+                            m.next = f"UPD{l + 1}"
+                        else:
+                            m.d.sync += ph_upd.eq(0)
+                            m.next = "RESULT"
             with m.State("RESULT"):
                 # rd_c follows rc; a beat is valid once its word has been read (one cycle).
-                m.d.comb += [ro_addr.eq(rc >> lb), self.result.valid.eq(res_fetched)]
+                m.d.comb += ro_addr.eq(rc >> lb)
                 m.d.sync += res_fetched.eq(1)
                 with m.If(self.result.valid & self.result.ready):
                     m.d.sync += [rc.eq(rc + 1), rd_c.eq(rc + 1), res_fetched.eq(0)]
                     with m.If(rc == C - 1):
-                        m.d.sync += [rc.eq(0), rd_c.eq(0)]
+                        m.d.sync += [rc.eq(0), rd_c.eq(0), ph_idle.eq(1)]
                         m.next = "IDLE"
 
         m.d.comb += self.busy.eq(~ph_idle)
+        # ``res_fetched`` is set only in RESULT and cleared with its last beat, so it is the
+        # result stream's valid on its own: a register, not a decode of the control state
+        # (the host bridge's state machine waits on it).
+        m.d.comb += self.result.valid.eq(res_fetched)
 
         # ---------------------------------------------------------- counters and flags
         # Per-cycle increments summed by a registered tree of two-input adders (a multi-operand

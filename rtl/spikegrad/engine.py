@@ -81,6 +81,19 @@ def addsub(a, b, sub):
     return (Cat(sub, ax) + Cat(sub, bx))[1:n + 1].as_signed()
 
 
+def res_pos(value, count, theta):
+    """Residual test of FRES/BRES, positive side: ``2·value > θ``, or ``= θ`` with ``count >= 0``
+    (round half away from zero, the tie going the way of the spikes already sent)."""
+    twice = value << 1
+    return (twice > theta) | ((twice == theta) & (count >= 0))
+
+
+def res_neg(value, count, theta):
+    """Residual test, negative side: ``2·value < -θ``, or ``= -θ`` with ``count <= 0``."""
+    twice = value << 1
+    return (twice < -theta) | ((twice == -theta) & (count <= 0))
+
+
 def _threshold_paths(m, total, bits, theta, name):
     """From an unsaturated sum: ``sat(total)``, ``sat(total) - theta``, ``sat(total) + theta``, saturated.
 
@@ -358,6 +371,10 @@ class LayerEngine(wiring.Component):
             "x_up": signed(tb), "x_dn": signed(tb), "s_up": signed(sb), "s_dn": signed(sb),
             "e_up": signed(cb), "e_dn": signed(cb), "xf_up": 1, "xf_dn": 1, "ef_up": 1, "ef_dn": 1,
             "sp": 1, "valid": 1,
+            # the residual tests of FRES / BRES (``res_pos``/``res_neg``), decided here from
+            # the old state so that stage 3 only selects: compare-then-select was the iCE40's
+            # longest path into the state memory
+            "fr_pos": 1, "fr_neg": 1, "br_pos": 1, "br_neg": 1,
         })
         r3 = Signal(data.ArrayLayout(lane2, P), reset_less=True)
         old3 = Signal(word, reset_less=True)
@@ -378,6 +395,11 @@ class LayerEngine(wiring.Component):
                 r.sp.eq(((o.v > 0) | (o.x > 0)) if relu else 1),
                 r.valid.eq(Cat(Const(p, lb), s2.g) < N if P > 1 else 1),
             ]
+            if not top:
+                pos, neg = res_pos(o.v, o.s, th_f), res_neg(o.v, o.s, th_f)
+                m.d.sync += [r.fr_pos.eq(pos), r.fr_neg.eq(~pos & neg & ((o.s > 0) if relu else 1))]
+            pos = res_pos(o.u, o.e, th_b)
+            m.d.sync += [r.br_pos.eq(pos), r.br_neg.eq(~pos & res_neg(o.u, o.e, th_b))]
 
         # ------------------------------------------------------------ stage 3
         new = Signal(word)
@@ -415,12 +437,7 @@ class LayerEngine(wiring.Component):
                                 m.d.comb += n.v.eq(vs_up)
                     with m.Case(K_FRES):
                         if not top:
-                            twice = o.v << 1
-                            pos = (twice > th_f) | ((twice == th_f) & (o.s >= 0))
-                            neg = ~pos & ((twice < -th_f) | ((twice == -th_f) & (o.s <= 0)))
-                            if relu:
-                                neg = neg & (o.s > 0)
-                            m.d.comb += [fpos.eq(valid & pos), fneg.eq(valid & neg)]
+                            m.d.comb += [fpos.eq(valid & r.fr_pos), fneg.eq(valid & r.fr_neg)]
                             with m.If(fpos):
                                 m.d.comb += n.v.eq(o.v - th_f)
                             with m.If(fneg):
@@ -440,10 +457,7 @@ class LayerEngine(wiring.Component):
                                 m.d.comb += n.u.eq(us_up)
                     with m.Case(K_BRES):
                         act = valid & sp
-                        twice = o.u << 1
-                        pos = (twice > th_b) | ((twice == th_b) & (o.e >= 0))
-                        neg = ~pos & ((twice < -th_b) | ((twice == -th_b) & (o.e <= 0)))
-                        m.d.comb += [zpos.eq(act & pos), zneg.eq(act & neg)]
+                        m.d.comb += [zpos.eq(act & r.br_pos), zneg.eq(act & r.br_neg)]
                         with m.If(zpos):
                             m.d.comb += n.u.eq(o.u - th_b)
                         with m.If(zneg):

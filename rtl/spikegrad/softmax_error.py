@@ -42,9 +42,9 @@ DIVIDERS = ("pipelined", "iterative")
 def softmax_error_latency(cfg: SpikeGradConfig, divider: str = "pipelined") -> int:
     """Cycles from the last ``v`` transfer to the last ``u`` transfer without back-pressure:
     ``2 * num_classes + prob_bits + 4`` with the pipelined divider,
-    ``num_classes * (prob_bits + 7) + 1`` with the iterative one (see :class:`SoftmaxError`)."""
+    ``num_classes * (prob_bits + 8) + 1`` with the iterative one (see :class:`SoftmaxError`)."""
     if divider == "iterative":
-        return cfg.num_classes * (cfg.prob_bits + 7) + 1
+        return cfg.num_classes * (cfg.prob_bits + 8) + 1
     return 2 * cfg.num_classes + cfg.prob_bits + 4
 
 
@@ -71,7 +71,7 @@ class SoftmaxError(wiring.Component):
     With ``divider="iterative"`` the division pass uses one shift-subtract
     stage for ``prob_bits + 1`` cycles per class instead of ``prob_bits + 1``
     pipeline stages (same results, about ten times less logic; the division
-    pass then takes ``C * (prob_bits + 6)`` cycles: see :func:`softmax_error_latency`).
+    pass then takes ``C * (prob_bits + 7)`` cycles: see :func:`softmax_error_latency`).
     Board tops with little logic (iCE40UP5K) use it.
 
     Parameters
@@ -220,27 +220,37 @@ class SoftmaxError(wiring.Component):
             ]
             return negative, magnitude
 
-        def scaled_error(negative, magnitude, index):
-            """Scale by 2**(error_shift - prob_bits) and round (half away from zero); assignments to ``u``."""
+        def scaled_magnitude(magnitude):
+            """``magnitude`` scaled by 2**(error_shift - prob_bits), rounded half up (half away
+            from zero once the sign is applied)."""
             scaled = Signal(unsigned(prob_bits + 1 + (1 << len(self.error_shift)) - 1))
             rounded = Signal(cfg.error_bits - 1)
-            value = Signal(signed(cfg.error_bits))
             m.d.comb += [
                 scaled.eq(magnitude << self.error_shift),
                 rounded.eq((scaled + (1 << (prob_bits - 1))) >> prob_bits),
-                value.eq(Mux(negative, -rounded, rounded)),
             ]
-            return [self.u.payload.index.eq(index), self.u.payload.value.eq(value),
+            return rounded
+
+        def signed_error(negative, rounded, index):
+            """Assignments to ``u``: the rounded magnitude with its sign."""
+            return [self.u.payload.index.eq(index), self.u.payload.value.eq(Mux(negative, -rounded, rounded)),
                     self.u.payload.last.eq(index == n_classes - 1)]
+
+        def scaled_error(negative, magnitude, index):
+            """Scale and round (half away from zero); assignments to ``u``."""
+            return signed_error(negative, scaled_magnitude(magnitude), index)
 
         if iterative:
             # One shift-subtract stage reused prob_bits + 1 times per class:
             # FETCH (address e[count]) -> LOAD_E -> prob_bits + 1 STEP cycles -> ERR -> SCALE
-            # -> OUT (u valid). ERR and SCALE give the label subtraction and the scaling a
-            # cycle each: on an iCE40 the quotient-to-error chain alone is two 30 MHz cycles.
+            # -> SIGN -> OUT (u valid). ERR, SCALE and SIGN give the label subtraction, the
+            # scaling (a shift by the run-time ``error_shift`` and the rounding addition) and
+            # the negation a cycle each: on an iCE40 the quotient-to-error chain alone is two
+            # 30 MHz cycles, and shift, rounding and negation together most of a third.
             it_rem = Signal(sum_bits)
             o_neg = Signal()
             o_mag = Signal(prob_bits + 1)
+            o_rounded = Signal(cfg.error_bits - 1)
             it_quot = Signal(prob_bits + 1)
             it_step = Signal(range(prob_bits + 1))
             trial = Signal(sum_bits + 1)
@@ -267,7 +277,10 @@ class SoftmaxError(wiring.Component):
                     m.d.sync += [o_neg.eq(neg), o_mag.eq(mag)]
                     m.next = "SCALE"
                 with m.State("SCALE"):
-                    m.d.sync += [self.u.valid.eq(1), *scaled_error(o_neg, o_mag, count)]
+                    m.d.sync += o_rounded.eq(scaled_magnitude(o_mag))
+                    m.next = "SIGN"
+                with m.State("SIGN"):
+                    m.d.sync += [self.u.valid.eq(1), *signed_error(o_neg, o_rounded, count)]
                     m.next = "OUT"
                 with m.State("OUT"):
                     with m.If(self.u.ready):
