@@ -83,8 +83,10 @@ BOARDS = {
     # The ECP5-85F also carries the EXODUS fitting-task network (250 -> 25 LIF -> 1 LIF, T = 200).
     # router2: nextpnr's default router1 stopped converging on the dual design (after 25
     # minutes its rip-up count was still growing); router2 routes it in about 15 minutes.
+    # Seed 2: on the current netlist router2 with the default seed stalled at ~1700 overused
+    # wires (30+ iterations); seed 2 routes it in 48 iterations.
     "ulx3s-85f": Board("ulx3s-85f", _ulx3s_85f, "ecp5", "clk25", 25.0, 100.0, ("spikegrad", "exodus"),
-                       exodus_config="ulx3s_exodus.json", nextpnr_opts="--router router2"),
+                       exodus_config="ulx3s_exodus.json", nextpnr_opts="--router router2 --seed 2"),
 }
 
 
