@@ -121,8 +121,9 @@ def set_malloc_retention(on: bool) -> bool:
     return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim))
 
 
-def time_steps(net, neuron, opt, state, x, y, reps: int) -> dict:
+def time_steps(net, opt, state, x, y, reps: int) -> dict:
     """Interleaved repetitions of one training step per method; seconds per repetition."""
+    neuron = net.neuron
     times = {"exodus": [], "bptt": [], "bptt_indexed": []}
     for rep in range(reps + 1):  # repetition 0 is a warm-up
         for mode in times:
@@ -171,12 +172,12 @@ def main(argv=None):
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     state = {k: v.clone() for k, v in net.state_dict().items()}
 
-    by_allocator = {"default": summarise(net, x, y, time_steps(net, net.neuron, opt, state, x, y, reps), reps)}
+    by_allocator = {"default": summarise(net, x, y, time_steps(net, opt, state, x, y, reps), reps)}
     retained = set_malloc_retention(True)
     try:
         if retained:
             by_allocator["retain_freed"] = summarise(
-                net, x, y, time_steps(net, net.neuron, opt, state, x, y, reps), reps)
+                net, x, y, time_steps(net, opt, state, x, y, reps), reps)
     finally:
         if retained:
             set_malloc_retention(False)

@@ -1,7 +1,7 @@
 """Test ordering for the parallel run (``make test``: pytest-xdist, ``--dist worksteal``).
 
 The ``slow`` tests (the real FPGA builds, the 10,000-frame protocol fuzz) go first, the longest
-(the ULX3S board build, about ten minutes) at the very front: started late, one of them alone would
+(the ULX3S board build, about eight minutes) at the very front: started late, one of them alone would
 leave a worker running long after the other has finished everything else; started first, the
 other worker takes (and steals) the short tests meanwhile.
 """

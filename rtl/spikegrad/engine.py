@@ -81,17 +81,13 @@ def addsub(a, b, sub):
     return (Cat(sub, ax) + Cat(sub, bx))[1:n + 1].as_signed()
 
 
-def res_pos(value, count, theta):
-    """Residual test of FRES/BRES, positive side: ``2·value > θ``, or ``= θ`` with ``count >= 0``
-    (round half away from zero, the tie going the way of the spikes already sent)."""
+def residual_spike(value, count, theta):
+    """The residual test of FRES/BRES: ``(pos, neg)``, a +1 spike when ``2·value > θ`` (or ``= θ``
+    with ``count >= 0``), else a -1 spike when ``2·value < -θ`` (or ``= -θ`` with ``count <= 0``):
+    round half away from zero, the tie going the way of the spikes already sent."""
     twice = value << 1
-    return (twice > theta) | ((twice == theta) & (count >= 0))
-
-
-def res_neg(value, count, theta):
-    """Residual test, negative side: ``2·value < -θ``, or ``= -θ`` with ``count <= 0``."""
-    twice = value << 1
-    return (twice < -theta) | ((twice == -theta) & (count <= 0))
+    pos = (twice > theta) | ((twice == theta) & (count >= 0))
+    return pos, ~pos & ((twice < -theta) | ((twice == -theta) & (count <= 0)))
 
 
 def _threshold_paths(m, total, bits, theta, name):
@@ -371,7 +367,7 @@ class LayerEngine(wiring.Component):
             "x_up": signed(tb), "x_dn": signed(tb), "s_up": signed(sb), "s_dn": signed(sb),
             "e_up": signed(cb), "e_dn": signed(cb), "xf_up": 1, "xf_dn": 1, "ef_up": 1, "ef_dn": 1,
             "sp": 1, "valid": 1,
-            # the residual tests of FRES / BRES (``res_pos``/``res_neg``), decided here from
+            # the residual tests of FRES / BRES (``residual_spike``), decided here from
             # the old state so that stage 3 only selects: compare-then-select was the iCE40's
             # longest path into the state memory
             "fr_pos": 1, "fr_neg": 1, "br_pos": 1, "br_neg": 1,
@@ -396,10 +392,10 @@ class LayerEngine(wiring.Component):
                 r.valid.eq(Cat(Const(p, lb), s2.g) < N if P > 1 else 1),
             ]
             if not top:
-                pos, neg = res_pos(o.v, o.s, th_f), res_neg(o.v, o.s, th_f)
-                m.d.sync += [r.fr_pos.eq(pos), r.fr_neg.eq(~pos & neg & ((o.s > 0) if relu else 1))]
-            pos = res_pos(o.u, o.e, th_b)
-            m.d.sync += [r.br_pos.eq(pos), r.br_neg.eq(~pos & res_neg(o.u, o.e, th_b))]
+                pos, neg = residual_spike(o.v, o.s, th_f)
+                m.d.sync += [r.fr_pos.eq(pos), r.fr_neg.eq(neg & ((o.s > 0) if relu else 1))]
+            pos, neg = residual_spike(o.u, o.e, th_b)
+            m.d.sync += [r.br_pos.eq(pos), r.br_neg.eq(neg)]
 
         # ------------------------------------------------------------ stage 3
         new = Signal(word)
