@@ -111,15 +111,17 @@ def run_layer(cfg, *, fan_in, fan_out, T, seed, slayer=False, w_scale=1.0, g_sca
 LIF = ExodusConfig(alpha=0.9, lut_size=64, lut_shift=9, lr_shift=2)
 
 
-@pytest.mark.parametrize("case", ["lif_after", "if_before_clamp_slayer", "single_neuron"])
+@pytest.mark.parametrize("case", ["lif_after", "if_before_clamp_slayer", "single_neuron", "wide_input"])
 def test_small_layer_matches_golden(case):
     if case == "lif_after":
         g = run_layer(LIF, fan_in=7, fan_out=3, T=6, seed=1)
     elif case == "if_before_clamp_slayer":
         cfg = LIF.replace(alpha=1.0, reset_order="before_decay", u_min=-1.0)
         g = run_layer(cfg, fan_in=5, fan_out=2, T=7, seed=2, slayer=True)
-    else:
+    elif case == "single_neuron":
         g = run_layer(LIF, fan_in=4, fan_out=1, T=5, seed=3)
+    else:   # input spikes spread over several of the scanner's 16-bit chunks
+        g = run_layer(LIF, fan_in=40, fan_out=3, T=4, seed=4)
     assert not any(g.sat.values())
 
 

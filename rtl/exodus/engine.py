@@ -19,7 +19,7 @@ The host reads and writes every memory through ``host``/``rdata`` while the engi
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -28,7 +28,9 @@ from spikecore.config import ExodusConfig
 from spikecore.config.exodus import ExodusOp, ExodusTarget
 from spikecore.host.protocol import exodus_layer_targets
 
+from ..skid import SkidBuffer
 from .chi import COUNTER_BITS, ChiRecurrence, _check_int, index_bits, round_half_up_shift, saturating
+from .scanner import SetBitScanner
 
 __all__ = ["TemporalLayerEngine", "Op", "Target", "cmd_layout", "host_layout", "flags_layout", "u_record_layout",
            "host_data_bits"]
@@ -60,30 +62,6 @@ def host_layout(cfg: ExodusConfig, fan_in: int, fan_out: int, max_steps: int, ba
     depth = max(fan_in * fan_out, max_steps * fan_out)
     return data.StructLayout({"write": unsigned(1), "target": Target, "addr": unsigned(index_bits(depth)),
                               "data": unsigned(host_data_bits(cfg, fan_in, fan_out, backprop))})
-
-
-def _lowest_set(m: Module, word, name: str):
-    """Index of the lowest set bit of ``word`` (0 when none is set).
-
-    A tree, ``log2(len(word))`` multiplexer levels deep: an ``If`` chain over a
-    250-bit input word is 250 levels (slow, and deep enough to exhaust the
-    call stack of yosys' ABC9 pass).
-    """
-    def encode(bits):
-        n = len(bits)
-        if n == 1:
-            return bits[0], Const(0, 0)
-        half = 1 << ((n - 1).bit_length() - 1)          # a power of two, n / 2 <= half < n
-        any_lo, idx_lo = encode(bits[:half])
-        any_hi, idx_hi = encode(bits[half:])
-        width = half.bit_length() - 1
-        pick = Mux(any_lo, idx_lo, idx_hi) if width else Const(0, 0)
-        return any_lo | any_hi, Cat(pick[:width], ~any_lo)
-
-    idx = Signal(range(max(2, len(word))), name=name)
-    found, index = encode(word)
-    m.d.comb += idx.eq(Mux(found, index, 0))
-    return idx
 
 
 class TemporalLayerEngine(wiring.Component):
@@ -157,6 +135,8 @@ class TemporalLayerEngine(wiring.Component):
         cfg, NI, NO, TM = self._cfg, self._fan_in, self._fan_out, self._max_steps
         m = Module()
         m.submodules.chi = chi = ChiRecurrence(cfg, neurons=NO, lanes=1)
+        # The input spikes of a step, one index per cycle (forward and weight gradient).
+        m.submodules.scan = scan = SetBitScanner(NI)
 
         # ------------------------------------------------------------ memories
         def mem(name, shape, depth):
@@ -198,9 +178,8 @@ class TemporalLayerEngine(wiring.Component):
         n_no = Signal(range((TM + 1) * NO + 1))
         TNO = Signal(range(TM * NO + 1))
         xw = Signal(NI)          # the input word of the current step
-        work = Signal(NI)        # its set bits not yet visited
-        pend = Signal()          # a read issued last cycle is to be consumed now
-        pend2 = Signal()         # ... and in B_GP, its registered data (w_r, lam_r)
+        pend = Signal()          # a read issued last cycle is on the RAM output now
+        pend2 = Signal()         # ... and its registered data (w_r, lam_r) now
         z = Signal(signed(cfg.weight_bits + NI.bit_length() + 1))
         s_word = Signal(NO)
         m.d.comb += chi.slayer.eq(slayer)
@@ -225,39 +204,45 @@ class TemporalLayerEngine(wiring.Component):
         host_tgt = Signal(Target)
 
         # ---------------------------------------------------------- datapaths
-        # lowest set bit of the work word (forward and weight gradient)
-        low = _lowest_set(m, work, "low")
+        m.d.comb += [scan.word.eq(xw), scan.load.eq(0), scan.o.ready.eq(0)]
 
-        # forward neuron step, in three register stages (F_ACC: u[n-1] from its RAM;
-        # F_DECAY: the decay product and the saturated input; F_LIF: sum, saturation,
-        # clamp, threshold, write-back)
+        # forward neuron step, one register stage per state, so no state chains a
+        # multiplier, a carry chain and a saturation: F_ACC latches u[n-1] from its RAM;
+        # F_DECAY the decay product and the saturated input; F_ROUND the rounded decay;
+        # F_SUM the saturated sum; F_LIF clamp, threshold and write-back.
         u_prev_rec = urec(R["u"].data)
-        u_prev = Signal(signed(cfg.u_bits))
+        u_prev = Signal(signed(cfg.u_bits))      # 0 at the first step
         s_prev = Signal()
+        m.d.comb += s_prev.eq(u_prev >= cfg.theta_q)   # theta_q > 0, so never at the first step
         z_sat, z_hit = saturating(m, z, cfg.u_bits, "z")
         theta_s = Mux(s_prev, cfg.theta_q, 0)
         if cfg.reset_order == "after_decay":
-            decay = round_half_up_shift(u_prev * cfg.alpha_q, cfg.alpha_frac)
+            prod = u_prev * cfg.alpha_q
             rest = z_sat - theta_s
         else:
-            decay = round_half_up_shift((u_prev - theta_s) * cfg.alpha_q, cfg.alpha_frac)
+            prod = (u_prev - theta_s) * cfg.alpha_q
             rest = z_sat
+        prod_r = Signal(prod.shape())
+        decay = round_half_up_shift(prod_r, cfg.alpha_frac)
         decay_r = Signal(signed(len(decay) + 1))
         rest_r = Signal(signed(cfg.u_bits + 2))
         z_hit_r = Signal()
-        v_raw = decay_r + rest_r
-        v_sat, v_hit = saturating(m, v_raw, cfg.u_bits, "v")
+        v_sat, v_hit = saturating(m, decay_r + rest_r, cfg.u_bits, "v")
+        v_sat_r = Signal(signed(cfg.u_bits))
+        v_hit_r = Signal()
         v = Signal(signed(cfg.u_bits))
         v_mask = Signal()
         if cfg.u_min_q is None:
-            m.d.comb += [v.eq(v_sat), v_mask.eq(1)]
+            m.d.comb += [v.eq(v_sat_r), v_mask.eq(1)]
         else:
-            m.d.comb += [v_mask.eq(v_sat >= cfg.u_min_q), v.eq(Mux(v_sat >= cfg.u_min_q, v_sat, cfg.u_min_q))]
+            m.d.comb += [v_mask.eq(v_sat_r >= cfg.u_min_q), v.eq(Mux(v_sat_r >= cfg.u_min_q, v_sat_r, cfg.u_min_q))]
         spike = Signal()
         m.d.comb += spike.eq(v >= cfg.theta_q)
 
         # gradient to the layer below
         mac = Signal(signed(cfg.weight_bits + cfg.grad_bits + NO.bit_length() + 1))
+        gp_prod = Signal(signed(cfg.weight_bits + cfg.grad_bits), reset_less=True)
+        pend3 = Signal()         # B_GP: the product (gp_prod) is to be added now
         gp_sat, gp_hit = saturating(m, round_half_up_shift(mac, cfg.u_frac), cfg.grad_bits, "gp")
         gp_word = Signal(data.ArrayLayout(signed(cfg.grad_bits), NI)) if self._backprop else None
 
@@ -281,14 +266,29 @@ class TemporalLayerEngine(wiring.Component):
         feed_valid = Signal()
         feed_i = Signal(range(max(2, NO)))
         feed_first = Signal()
-        g_word = data.ArrayLayout(signed(cfg.grad_bits), NO)(R["g"].data)
+        g_layout = data.ArrayLayout(signed(cfg.grad_bits), NO)
+        # The feed goes through a full-rate skid buffer, so the RAM outputs land in registers
+        # before the chi unit turns u into table addresses; the g word of the step travels
+        # whole and the neuron's element is picked after the buffer (a wide multiplexer
+        # behind a block RAM output was the dual ECP5 build's critical path).
+        feed_layout = data.StructLayout({"index": chi.i.payload.index.shape(), "first": 1,
+                                         "u": signed(cfg.u_bits), "m": 1, "g": g_layout})
+        m.submodules.chi_feed = feed = SkidBuffer(feed_layout)
+        fo = feed.o.payload
         m.d.comb += [
-            chi.i.valid.eq(feed_valid),
-            chi.i.payload.index.eq(feed_i),
-            chi.i.payload.first.eq(feed_first),
-            chi.i.payload.lanes[0].u.eq(u_prev_rec.u),
-            chi.i.payload.lanes[0].m.eq(u_prev_rec.m),
-            chi.i.payload.lanes[0].g.eq(g_word[feed_i]),
+            feed.i.valid.eq(feed_valid),
+            feed.i.payload.index.eq(feed_i),
+            feed.i.payload.first.eq(feed_first),
+            feed.i.payload.u.eq(u_prev_rec.u),
+            feed.i.payload.m.eq(u_prev_rec.m),
+            feed.i.payload.g.eq(R["g"].data),
+            chi.i.valid.eq(feed.o.valid),
+            feed.o.ready.eq(chi.i.ready),
+            chi.i.payload.index.eq(fo.index),
+            chi.i.payload.first.eq(fo.first),
+            chi.i.payload.lanes[0].u.eq(fo.u),
+            chi.i.payload.lanes[0].m.eq(fo.m),
+            chi.i.payload.lanes[0].g.eq(fo.g[fo.index] if NO > 1 else fo.g[0]),
             chi.o.ready.eq(1),
         ]
         out_n_no = Signal(range((TM + 1) * NO + 1))
@@ -307,7 +307,11 @@ class TemporalLayerEngine(wiring.Component):
                 for name, tgt in addr_map.items():
                     if name not in R:
                         continue
-                    m.d.comb += [R[name].addr.eq(hp.addr), R[name].en.eq(host_fire & ~hp.write)]
+                    # A read request enables the read port whether or not it is taken this
+                    # cycle: a repeated read is harmless (rd_pending captures the data of the
+                    # accepted one first), and the ready logic (FSM state, pending flags)
+                    # stays off the block RAMs' enables.
+                    m.d.comb += [R[name].addr.eq(hp.addr), R[name].en.eq(self.host.valid & ~hp.write)]
                     if name in ("w", "x", "g"):
                         m.d.comb += [W[name].addr.eq(hp.addr), W[name].data.eq(hp.data),
                                      W[name].en.eq(host_fire & hp.write & (hp.target == tgt))]
@@ -351,22 +355,30 @@ class TemporalLayerEngine(wiring.Component):
                 m.d.sync += [xw.eq(R["x"].data), i.eq(0), i_ni.eq(0)]
                 m.next = "F_NEURON"
             with m.State("F_NEURON"):
-                m.d.comb += [R["u"].addr.eq(n_no - NO + i), R["u"].en.eq(n != 0)]
-                m.d.sync += [work.eq(xw), z.eq(0), pend.eq(0)]
+                m.d.comb += [R["u"].addr.eq(n_no - NO + i), R["u"].en.eq(n != 0), scan.load.eq(1)]
+                m.d.sync += [z.eq(0), pend.eq(0), pend2.eq(0)]
                 m.next = "F_ACC"
             with m.State("F_ACC"):
-                m.d.comb += [R["w"].addr.eq(i_ni + low), R["w"].en.eq(work != 0)]
-                with m.If(pend):
-                    m.d.sync += z.eq(z + R["w"].data)
+                # read W[i][j] for each input spike j; the RAM output lands in w_r (pend), and is
+                # added from there (pend2): no block RAM output drives an adder directly
+                m.d.comb += [R["w"].addr.eq(i_ni + scan.o.payload), R["w"].en.eq(scan.o.valid),
+                             scan.o.ready.eq(1)]
+                with m.If(pend2):
+                    m.d.sync += z.eq(z + w_r)
                     m.d.comb += syn_inc.eq(1)
-                m.d.sync += [pend.eq(work != 0), work.eq(work & (work - 1))]
+                m.d.sync += [pend.eq(scan.o.valid), pend2.eq(pend)]
                 # the u read issued in F_NEURON is on the RAM output from the first F_ACC cycle on
-                m.d.sync += [u_prev.eq(Mux(n == 0, 0, u_prev_rec.u)),
-                             s_prev.eq((n != 0) & (u_prev_rec.u >= cfg.theta_q))]
-                with m.If((work == 0) & ~pend):
+                m.d.sync += u_prev.eq(Mux(n == 0, 0, u_prev_rec.u))
+                with m.If(scan.empty & ~pend & ~pend2):
                     m.next = "F_DECAY"
             with m.State("F_DECAY"):
-                m.d.sync += [decay_r.eq(decay), rest_r.eq(rest), z_hit_r.eq(z_hit)]
+                m.d.sync += [prod_r.eq(prod), rest_r.eq(rest), z_hit_r.eq(z_hit)]
+                m.next = "F_ROUND"
+            with m.State("F_ROUND"):
+                m.d.sync += decay_r.eq(decay)
+                m.next = "F_SUM"
+            with m.State("F_SUM"):
+                m.d.sync += [v_sat_r.eq(v_sat), v_hit_r.eq(v_hit)]
                 m.next = "F_LIF"
             with m.State("F_LIF"):
                 m.d.comb += [W["u"].addr.eq(n_no + i), W["u"].data.eq(Cat(v, v_mask)), W["u"].en.eq(1),
@@ -389,7 +401,7 @@ class TemporalLayerEngine(wiring.Component):
                 # The feed holds (reads and all) while the chi unit refuses a beat: it takes
                 # one per cycle, but back-to-back steps of a one-neuron layer one per two.
                 issuing, hold = Signal(), Signal()
-                m.d.comb += [hold.eq(feed_valid & ~chi.i.ready),
+                m.d.comb += [hold.eq(feed_valid & ~feed.i.ready),
                              issuing.eq((n != TM) & ~hold)]  # n wraps to TM... marks "all issued" (see below)
                 m.d.comb += [R["u"].addr.eq(n_no + i), R["u"].en.eq(issuing),
                              R["g"].addr.eq(n), R["g"].en.eq(issuing)]
@@ -423,14 +435,18 @@ class TemporalLayerEngine(wiring.Component):
                         m.d.comb += [issuing.eq(i != NO),
                                      R["w"].addr.eq(i_ni + j), R["w"].en.eq(issuing),
                                      R["lam"].addr.eq(n_no + i), R["lam"].en.eq(issuing)]
-                        # the product of the registered RAM outputs (w_r, lam_r), one cycle later
+                        # the product of the registered RAM outputs (w_r, lam_r) is registered
+                        # (gp_prod), then added: a multiplier and a wide adder in series are
+                        # too slow for one cycle
                         with m.If(i == 0):
                             m.d.sync += mac.eq(0)
                         with m.If(pend2):
-                            m.d.sync += mac.eq(mac + w_r * lam_r)
-                        m.d.sync += [pend.eq(issuing), pend2.eq(pend), i.eq(Mux(issuing, i + 1, i)),
-                                     i_ni.eq(Mux(issuing, i_ni + NI, i_ni))]
-                        with m.If(~issuing & ~pend & ~pend2):
+                            m.d.sync += gp_prod.eq(w_r * lam_r)
+                        with m.If(pend3):
+                            m.d.sync += mac.eq(mac + gp_prod)
+                        m.d.sync += [pend.eq(issuing), pend2.eq(pend), pend3.eq(pend2),
+                                     i.eq(Mux(issuing, i + 1, i)), i_ni.eq(Mux(issuing, i_ni + NI, i_ni))]
+                        with m.If(~issuing & ~pend & ~pend2 & ~pend3):
                             m.next = "B_GPEL"
                 with m.State("B_GPEL"):
                     m.d.comb += in_gpel.eq(1)
@@ -454,22 +470,28 @@ class TemporalLayerEngine(wiring.Component):
                 m.d.sync += [i.eq(0), i_ni.eq(0), rd_valid.eq(0)]
                 m.next = "B_WLOAD"
             with m.State("B_WLOAD"):
-                m.d.sync += work.eq(R["x"].data)
+                m.d.sync += xw.eq(R["x"].data)
+                m.next = "B_WSTART"
+            with m.State("B_WSTART"):
+                m.d.comb += scan.load.eq(1)
                 m.next = "B_WSCAN"
             with m.State("B_WSCAN"):
-                # issue (j = low, i) reads; write back the previous one
-                m.d.comb += [R["acc"].addr.eq(i_ni + low), R["lam"].addr.eq(n_no + i),
-                             R["acc"].en.eq(work != 0), R["lam"].en.eq(work != 0)]
+                # issue (j, i) reads, j from the scanner (held for the fan_out neurons);
+                # write back the previous one
+                j_spk = scan.o.payload
+                m.d.comb += [R["acc"].addr.eq(i_ni + j_spk), R["lam"].addr.eq(n_no + i),
+                             R["acc"].en.eq(scan.o.valid), R["lam"].en.eq(scan.o.valid),
+                             scan.o.ready.eq(i == NO - 1)]
                 with m.If(wb_valid):
                     m.d.comb += [W["acc"].addr.eq(wb_addr), W["acc"].data.eq(acc_sum), W["acc"].en.eq(1),
                                  syn_inc.eq(1), wb_acc.eq(1)]
-                m.d.sync += [rd_valid.eq(work != 0), rd_addr.eq(i_ni + low)]
-                with m.If(work != 0):
+                m.d.sync += [rd_valid.eq(scan.o.valid), rd_addr.eq(i_ni + j_spk)]
+                with m.If(scan.o.valid):
                     with m.If(i == NO - 1):
-                        m.d.sync += [i.eq(0), i_ni.eq(0), work.eq(work & (work - 1))]
+                        m.d.sync += [i.eq(0), i_ni.eq(0)]
                     with m.Else():
                         m.d.sync += [i.eq(i + 1), i_ni.eq(i_ni + NI)]
-                with m.Elif(~rd_valid & ~wb_valid):
+                with m.Elif(scan.empty & ~rd_valid & ~wb_valid):
                     m.d.sync += [n.eq(n + 1), n_no.eq(n_no + NO)]
                     with m.If(n == T - 1):
                         m.next = "IDLE"
@@ -496,7 +518,7 @@ class TemporalLayerEngine(wiring.Component):
         # The saturation events are registered before they reach the flags and the
         # counter (each ends a long arithmetic path); the engine stays busy while one
         # is pending, so flags and counts are complete when it reports idle.
-        sat_events = [("fwd", fwd_inc & z_hit_r), ("fwd", fwd_inc & v_hit), ("grad", in_gpel & gp_hit),
+        sat_events = [("fwd", fwd_inc & z_hit_r), ("fwd", fwd_inc & v_hit_r), ("grad", in_gpel & gp_hit),
                       ("acc", wb_acc & acc_hit), ("weight", wb_upd & upd_hit)]
         clearing = self.cmd.valid & self.cmd.ready & (self.cmd.payload.op == Op.CLEAR)
         sat_r = Signal(len(sat_events))

@@ -61,7 +61,8 @@ class ExodusNetwork(wiring.Component):
         ``layer`` (taken while that engine is idle); a read answers one beat on ``rdata``.
     rdata : Out stream, the element read (zero-extended).
     cmd : In stream (``layer``, ``op``, ``steps``, ``slayer``, ``grad_prev``), to engine ``layer``.
-    busy : Out(L), bit ``k``: engine ``k`` runs a command.
+    busy : Out(L), bit ``k``: engine ``k`` runs a command; registered, so one cycle behind the
+        engine (the bridge's decisions on it were the dual-engine ECP5 build's critical path).
     status_layer : In, the engine whose flags and counters ``status`` shows.
     status : Out(:func:`status_layout`), live.
     """
@@ -95,8 +96,8 @@ class ExodusNetwork(wiring.Component):
                 eng.cmd.valid.eq(self.cmd.valid & (c.layer == k)),
                 cp.op.eq(c.op), cp.steps.eq(c.steps), cp.slayer.eq(c.slayer), cp.grad_prev.eq(c.grad_prev),
                 eng.rdata.ready.eq(self.rdata.ready),
-                self.busy[k].eq(eng.busy),
             ]
+            m.d.sync += self.busy[k].eq(eng.busy)
             readies.append(eng.host.ready)
             cmd_readies.append(eng.cmd.ready)
         L = len(self._engines)

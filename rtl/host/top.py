@@ -109,8 +109,14 @@ class SpikeGradSystem(wiring.Component):
         engines_busy = core.busy
         if self._exodus is not None:
             m.submodules.exodus = net = self._exodus
-            wiring.connect(m, br.ex_access, net.access)
-            wiring.connect(m, br.ex_cmd, net.cmd)
+            # Accesses and commands through register slices, like the core's: the engines'
+            # ready comes from their FSM state, and the bridge's frame FSM acts on it.
+            m.submodules.ex_access_slice = acc_slice = RegisterSlice(net.access.payload.shape())
+            m.submodules.ex_cmd_slice = cmd_slice = RegisterSlice(net.cmd.payload.shape())
+            wiring.connect(m, br.ex_access, acc_slice.i)
+            wiring.connect(m, acc_slice.o, net.access)
+            wiring.connect(m, br.ex_cmd, cmd_slice.i)
+            wiring.connect(m, cmd_slice.o, net.cmd)
             wiring.connect(m, net.rdata, br.ex_rdata)
             m.d.comb += [br.ex_busy.eq(net.busy), net.status_layer.eq(br.ex_status_layer),
                          br.ex_status.eq(net.status)]
