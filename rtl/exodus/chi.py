@@ -35,7 +35,7 @@ __all__ = ["ChiRecurrence", "COUNTER_BITS", "index_bits", "lane_layout", "input_
 
 COUNTER_BITS = 32
 #: Cycles from an input transfer to its output beat being valid (no stalls).
-LATENCY = 4
+LATENCY = 5
 
 
 def index_bits(n: int) -> int:
@@ -193,6 +193,10 @@ class ChiRecurrence(wiring.Component):
         v1, first1 = Signal(), Signal()
         idx1 = Signal.like(self.i.payload.index)
         lane1 = Signal(data.ArrayLayout(lane_layout(cfg, direct=self._direct), lanes))
+        # ---- stage b registers (table outputs registered: an ECP5 block RAM's 5.8 ns
+        # clock-to-output in front of a multiplier does not fit 10 ns)
+        vb, firstb = Signal(), Signal()
+        idxb = Signal.like(idx1)
         # ---- stage 2 registers (f*g done, lambda_next read)
         v2, first2 = Signal(), Signal()
         idx2 = Signal.like(idx1)
@@ -201,11 +205,12 @@ class ChiRecurrence(wiring.Component):
         idx3 = Signal.like(idx1)
 
         # advance: the whole pipeline moves (stall-all on the output). hazard: the beat in
-        # stage 1 needs lambda of the beat in stage 2, which is written only from stage 3,
-        # so stage 1 (and the input) holds for a cycle and a bubble goes on into stage 2.
+        # stage b needs lambda of the beat in stage 2, which is written only from stage 3,
+        # so stage b (with stage 1 and the input) holds for a cycle and a bubble goes on
+        # into stage 2.
         advance, hazard, advance1 = Signal(), Signal(), Signal()
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready),
-                     hazard.eq(v1 & v2 & ~first1 & (idx1 == idx2)),
+                     hazard.eq(vb & v2 & ~firstb & (idxb == idx2)),
                      advance1.eq(advance & ~hazard),
                      self.i.ready.eq(advance1)]
 
@@ -221,8 +226,9 @@ class ChiRecurrence(wiring.Component):
         with m.If(advance1):
             m.d.sync += [v1.eq(self.i.valid), first1.eq(self.i.payload.first), idx1.eq(self.i.payload.index),
                          lane1.eq(self.i.payload.lanes)]
+            m.d.sync += [vb.eq(v1), firstb.eq(first1), idxb.eq(idx1)]
         with m.If(advance):
-            m.d.sync += [v2.eq(v1 & ~hazard), first2.eq(first1), idx2.eq(idx1), v3.eq(v2), idx3.eq(idx2)]
+            m.d.sync += [v2.eq(vb & ~hazard), first2.eq(firstb), idx2.eq(idxb), v3.eq(v2), idx3.eq(idx2)]
 
         n_sat = Signal(range(lanes + 1))
         half = cfg.lut_size // 2
@@ -253,20 +259,28 @@ class ChiRecurrence(wiring.Component):
                 f1 = Mux(outside1, 0, frd.data)
                 c1 = Mux(outside1, slayer_coef, crd.data)
 
-            # stage 1 -> 2: product f*g, coefficient, mask
+            # stage 1 -> b: the table outputs (or direct inputs) into registers
+            fb = Signal(unsigned(cfg.fprime_bits), name=f"fb{l}")
+            cb = Signal(signed(cfg.coef_bits), name=f"cb{l}")
+            gb = Signal(signed(cfg.grad_bits), name=f"gb{l}")
+            mb = Signal(name=f"mb{l}")
+            with m.If(advance1):
+                m.d.sync += [fb.eq(f1), cb.eq(c1), gb.eq(lane1[l].g), mb.eq(lane1[l].m)]
+
+            # stage b -> 2: product f*g, coefficient, mask
             p2 = Signal(signed(cfg.fprime_bits + cfg.grad_bits + 1), name=f"fg{l}")
             c2 = Signal(signed(cfg.coef_bits), name=f"c{l}")
             m2 = Signal(name=f"m{l}")
             with m.If(advance):
-                m.d.sync += [p2.eq(f1 * lane1[l].g), c2.eq(Mux(self.slayer, slayer_coef, c1)), m2.eq(lane1[l].m)]
+                m.d.sync += [p2.eq(fb * gb), c2.eq(Mux(self.slayer, slayer_coef, cb)), m2.eq(mb)]
 
-            # lambda[n+1] of this lane's neurons: read for the beat in stage 1 every cycle the
+            # lambda[n+1] of this lane's neurons: read for the beat in stage b every cycle the
             # pipeline moves (so a held beat reads again), used in stage 2, written from stage 3.
             lmem = Memory(shape=signed(cfg.grad_bits), depth=max(2, self.groups), init=[])  # no 0-bit address
             m.submodules[f"lam{l}"] = lmem
             lwp = lmem.write_port()
             lrd = lmem.read_port(transparent_for=(lwp,))
-            m.d.comb += [lrd.addr.eq(idx1), lrd.en.eq(advance)]
+            m.d.comb += [lrd.addr.eq(idxb), lrd.en.eq(advance)]
 
             # stage 2 -> 3: c * lambda[n+1] (its own register: the multiplier is half the recurrence)
             lam_next = Signal(signed(cfg.grad_bits), name=f"lam_next{l}")

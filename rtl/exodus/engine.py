@@ -196,9 +196,10 @@ class TemporalLayerEngine(wiring.Component):
         with m.If(~idle):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        rd_pending = Signal()
-        m.d.comb += [self.cmd.ready.eq(idle & ~sat_pending & ~rd_pending & ~self.rdata.valid),
-                     self.host.ready.eq(idle & ~sat_pending & ~rd_pending & ~self.rdata.valid)]
+        rd_pending = Signal()    # a host read was taken last cycle: its data is on the RAM output
+        rd_pending2 = Signal()   # ... and now in the capture registers
+        host_busy = sat_pending | rd_pending | rd_pending2 | self.rdata.valid
+        m.d.comb += [self.cmd.ready.eq(idle & ~host_busy), self.host.ready.eq(idle & ~host_busy)]
         hp = self.host.payload
         host_fire = self.host.valid & self.host.ready
         host_tgt = Signal(Target)
@@ -246,10 +247,10 @@ class TemporalLayerEngine(wiring.Component):
         gp_sat, gp_hit = saturating(m, round_half_up_shift(mac, cfg.u_frac), cfg.grad_bits, "gp")
         gp_word = Signal(data.ArrayLayout(signed(cfg.grad_bits), NI)) if self._backprop else None
 
-        # Weight-gradient read-modify-write and update: three stages. The reads are
+        # Weight-gradient read-modify-write and update: four stages. The reads are
         # issued (rd_valid/rd_addr mark them), their block RAM outputs (5.8 ns
-        # clock-to-output on an ECP5) land in registers (wb_valid/wb_addr), and the
-        # arithmetic runs from those registers into the write-back.
+        # clock-to-output on an ECP5) land in registers (wb_valid/wb_addr), the sums
+        # are registered (ar_valid/ar_addr), and saturation feeds the write-back.
         rd_valid = Signal()
         rd_addr = Signal(range(NI * NO))
         wb_valid = Signal()
@@ -259,8 +260,17 @@ class TemporalLayerEngine(wiring.Component):
         lam_r = Signal(signed(cfg.grad_bits), reset_less=True)
         m.d.sync += [wb_valid.eq(rd_valid), wb_addr.eq(rd_addr),
                      w_r.eq(R["w"].data), acc_r.eq(R["acc"].data), lam_r.eq(R["lam"].data)]
-        acc_sum, acc_hit = saturating(m, acc_r + lam_r, cfg.acc_bits, "acc_sum")
-        upd, upd_hit = saturating(m, w_r - round_half_up_shift(acc_r, cfg.update_shift), cfg.weight_bits, "upd")
+        # A fourth stage: the sums are registered (ar_*) before their saturation and the
+        # write-back; rounding, subtraction and saturation in one cycle were too slow.
+        ar_valid = Signal()
+        ar_addr = Signal(range(NI * NO))
+        acc_raw = acc_r + lam_r
+        upd_raw = w_r - round_half_up_shift(acc_r, cfg.update_shift)
+        acc_raw_r = Signal(acc_raw.shape(), reset_less=True)
+        upd_raw_r = Signal(upd_raw.shape(), reset_less=True)
+        m.d.sync += [ar_valid.eq(wb_valid), ar_addr.eq(wb_addr), acc_raw_r.eq(acc_raw), upd_raw_r.eq(upd_raw)]
+        acc_sum, acc_hit = saturating(m, acc_raw_r, cfg.acc_bits, "acc_sum")
+        upd, upd_hit = saturating(m, upd_raw_r, cfg.weight_bits, "upd")
 
         # chi feed: reads issued for (n, i) in reverse time order; chi outputs come back in the same order
         feed_valid = Signal()
@@ -296,6 +306,12 @@ class TemporalLayerEngine(wiring.Component):
         out_left = Signal(range(TM * NO + 1))
 
         rd_tgt = Signal(Target)
+        # every RAM output captured each cycle (w_r, acc_r, lam_r serve the datapaths too)
+        cap = {"w": w_r, "acc": acc_r, "lam": lam_r}
+        for name in R:
+            if name not in cap:
+                cap[name] = Signal.like(R[name].data, name=f"{name}_cap", reset_less=True)
+                m.d.sync += cap[name].eq(R[name].data)
 
         with m.FSM(name="engine"):
             with m.State("IDLE"):
@@ -308,29 +324,33 @@ class TemporalLayerEngine(wiring.Component):
                     if name not in R:
                         continue
                     # A read request enables the read port whether or not it is taken this
-                    # cycle: a repeated read is harmless (rd_pending captures the data of the
-                    # accepted one first), and the ready logic (FSM state, pending flags)
+                    # cycle: a repeated read is harmless (the capture registers take the data of
+                    # the accepted one first), and the ready logic (FSM state, pending flags)
                     # stays off the block RAMs' enables.
                     m.d.comb += [R[name].addr.eq(hp.addr), R[name].en.eq(self.host.valid & ~hp.write)]
                     if name in ("w", "x", "g"):
                         m.d.comb += [W[name].addr.eq(hp.addr), W[name].data.eq(hp.data),
                                      W[name].en.eq(host_fire & hp.write & (hp.target == tgt))]
+                m.d.sync += [rd_pending.eq(0), rd_pending2.eq(rd_pending)]
                 with m.If(host_fire & ~hp.write):
                     m.d.sync += [rd_pending.eq(1), rd_tgt.eq(hp.target)]
-                with m.If(rd_pending):
+                # Host reads take two cycles: every RAM output is registered (cap) before the
+                # target multiplexer; a deep memory's cascade multiplexer and the target
+                # multiplexer behind a block RAM output were too slow for one cycle.
+                with m.If(rd_pending2):
                     with m.Switch(rd_tgt):
                         for name, tgt in addr_map.items():
                             if name in R:
                                 with m.Case(tgt):
-                                    m.d.sync += self.rdata.payload.eq(Cat(R[name].data))
-                    m.d.sync += [rd_pending.eq(0), self.rdata.valid.eq(1)]
+                                    m.d.sync += self.rdata.payload.eq(Cat(cap[name]))
+                    m.d.sync += self.rdata.valid.eq(1)
                 with m.If(self.rdata.valid & self.rdata.ready):
                     m.d.sync += self.rdata.valid.eq(0)
 
                 with m.If(self.cmd.valid & self.cmd.ready):
                     c = self.cmd.payload
                     m.d.sync += [n.eq(0), n_no.eq(0), i.eq(0), i_ni.eq(0), j.eq(0), pend.eq(0), rd_valid.eq(0),
-                                 wb_valid.eq(0), s_word.eq(0)]
+                                 wb_valid.eq(0), ar_valid.eq(0), s_word.eq(0)]
                     with m.Switch(c.op):
                         with m.Case(Op.FORWARD):
                             m.d.sync += [T.eq(c.steps), TNO.eq(c.steps * NO)]
@@ -482,8 +502,8 @@ class TemporalLayerEngine(wiring.Component):
                 m.d.comb += [R["acc"].addr.eq(i_ni + j_spk), R["lam"].addr.eq(n_no + i),
                              R["acc"].en.eq(scan.o.valid), R["lam"].en.eq(scan.o.valid),
                              scan.o.ready.eq(i == NO - 1)]
-                with m.If(wb_valid):
-                    m.d.comb += [W["acc"].addr.eq(wb_addr), W["acc"].data.eq(acc_sum), W["acc"].en.eq(1),
+                with m.If(ar_valid):
+                    m.d.comb += [W["acc"].addr.eq(ar_addr), W["acc"].data.eq(acc_sum), W["acc"].en.eq(1),
                                  syn_inc.eq(1), wb_acc.eq(1)]
                 m.d.sync += [rd_valid.eq(scan.o.valid), rd_addr.eq(i_ni + j_spk)]
                 with m.If(scan.o.valid):
@@ -491,7 +511,7 @@ class TemporalLayerEngine(wiring.Component):
                         m.d.sync += [i.eq(0), i_ni.eq(0)]
                     with m.Else():
                         m.d.sync += [i.eq(i + 1), i_ni.eq(i_ni + NI)]
-                with m.Elif(scan.empty & ~rd_valid & ~wb_valid):
+                with m.Elif(scan.empty & ~rd_valid & ~wb_valid & ~ar_valid):
                     m.d.sync += [n.eq(n + 1), n_no.eq(n_no + NO)]
                     with m.If(n == T - 1):
                         m.next = "IDLE"
@@ -505,12 +525,12 @@ class TemporalLayerEngine(wiring.Component):
                 k = Signal(range(last + 1))
                 m.d.comb += [issuing.eq(k != last), R["w"].addr.eq(k), R["acc"].addr.eq(k),
                              R["w"].en.eq(issuing), R["acc"].en.eq(issuing)]
-                with m.If(wb_valid):
-                    m.d.comb += [W["w"].addr.eq(wb_addr), W["w"].data.eq(upd), W["w"].en.eq(1),
-                                 W["acc"].addr.eq(wb_addr), W["acc"].data.eq(0), W["acc"].en.eq(1),
+                with m.If(ar_valid):
+                    m.d.comb += [W["w"].addr.eq(ar_addr), W["w"].data.eq(upd), W["w"].en.eq(1),
+                                 W["acc"].addr.eq(ar_addr), W["acc"].data.eq(0), W["acc"].en.eq(1),
                                  wb_upd.eq(1)]
                 m.d.sync += [rd_valid.eq(issuing), rd_addr.eq(k), k.eq(Mux(issuing, k + 1, k))]
-                with m.If(~issuing & ~rd_valid & ~wb_valid):
+                with m.If(~issuing & ~rd_valid & ~wb_valid & ~ar_valid):
                     m.d.sync += k.eq(0)
                     m.next = "IDLE"
 

@@ -757,7 +757,10 @@ class HostBridge(wiring.Component):
                         respond(Status.BUSY)
                     with m.Elif(is_write):
                         m.d.comb += pos_n.eq(EX_ACCESS_HEADER)
-                        m.d.sync += [ek.eq(0), exd.eq(0)]
+                        # exd is not cleared: EX_WALK writes all nb bytes of each element,
+                        # and the memories take only their element's bits (the clear put the
+                        # checks above on the enable of all of exd's flip-flops)
+                        m.d.sync += ek.eq(0)
                         m.next = "EX_WALK"
                     with m.Else():
                         m.d.sync += remaining.eq(count)
