@@ -246,6 +246,7 @@ class TemporalLayerEngine(wiring.Component):
         pend3 = Signal()         # B_GP: the product (gp_prod) is to be added now
         gp_sat, gp_hit = saturating(m, round_half_up_shift(mac, cfg.u_frac), cfg.grad_bits, "gp")
         gp_word = Signal(data.ArrayLayout(signed(cfg.grad_bits), NI)) if self._backprop else None
+        gp_el = Signal(signed(cfg.grad_bits), reset_less=True)
 
         # Weight-gradient read-modify-write and update: four stages. The reads are
         # issued (rd_valid/rd_addr mark them), their block RAM outputs (5.8 ns
@@ -469,8 +470,14 @@ class TemporalLayerEngine(wiring.Component):
                         with m.If(~issuing & ~pend & ~pend2 & ~pend3):
                             m.next = "B_GPEL"
                 with m.State("B_GPEL"):
+                    # the element is rounded and saturated into gp_el, and goes into the
+                    # word a cycle later: rounding, saturation and the fan-out to every
+                    # element of the word were too slow for one cycle
                     m.d.comb += in_gpel.eq(1)
-                    m.d.sync += [gp_word[j].eq(gp_sat), j.eq(j + 1), i.eq(0), i_ni.eq(0), mac.eq(0)]
+                    m.d.sync += gp_el.eq(gp_sat)
+                    m.next = "B_GPPUT"
+                with m.State("B_GPPUT"):
+                    m.d.sync += [gp_word[j].eq(gp_el), j.eq(j + 1), i.eq(0), i_ni.eq(0), mac.eq(0)]
                     with m.If(j == NI - 1):
                         m.next = "B_GPW"
                     with m.Else():

@@ -117,7 +117,11 @@ class SpikeGradSystem(wiring.Component):
             wiring.connect(m, acc_slice.o, net.access)
             wiring.connect(m, br.ex_cmd, cmd_slice.i)
             wiring.connect(m, cmd_slice.o, net.cmd)
-            wiring.connect(m, net.rdata, br.ex_rdata)
+            # read data back through one too: the engines' answers are multiplexed across the
+            # network, and the bridge loads them into its byte shifter
+            m.submodules.ex_rdata_slice = rdata_slice = RegisterSlice(net.rdata.payload.shape())
+            wiring.connect(m, net.rdata, rdata_slice.i)
+            wiring.connect(m, rdata_slice.o, br.ex_rdata)
             m.d.comb += [br.ex_busy.eq(net.busy), net.status_layer.eq(br.ex_status_layer),
                          br.ex_status.eq(net.status)]
             engines_busy = core.busy | net.busy.any()
