@@ -29,8 +29,8 @@ class SetBitScanner(wiring.Component):
     * a registered one-hot ``nsel`` marks the lowest non-empty chunk not yet taken;
     * the current chunk ``cw`` gives up its lowest bit each cycle (a ``chunk``-bit
       priority and carry);
-    * when ``cw`` gives up its last bit, the chunk under ``nsel`` (an AND-OR of
-      one-hot terms) takes its place in the same cycle, so the stream runs at one
+    * when ``cw`` gives up its last bit, the chunk under ``nsel`` (a multiplexer
+      selected by the registered one-hot) takes its place in the same cycle, so the stream runs at one
       index per cycle across chunk boundaries; empty chunks cost nothing.
 
     Members
@@ -78,7 +78,8 @@ class SetBitScanner(wiring.Component):
         def chunk_of(word, c):
             return word[c * K:(c + 1) * K]
 
-        # the chunk under nsel: an AND-OR over one-hot terms
+        # the chunk under nsel (written as an If chain, i.e. a priority multiplexer;
+        # nsel is one-hot, so an AND-OR would give the same value with less depth)
         take = Signal(K)
         m.d.comb += take.eq(0)
         for c in range(C):
