@@ -21,7 +21,14 @@ therefore taken twice in the same run: under the default allocator, then with
 glibc told to keep freed memory (``mallopt``; both methods under the same
 setting, which is restored afterwards). The headline is the second.
 
-    python scripts/exodus_speed.py --out runs/exodus_speed [--quick]
+``--device cuda`` runs the same measurement on a GPU (network, data and
+optimiser on the device, the EXODUS kernels in Triton when triton is
+installed, else the torch loops, instead of the C ones -- the JSON's
+``exodus_one_layer_kernels.backend`` says which; every timed region bracketed
+by ``torch.cuda.synchronize()``, no glibc part: CUDA memory comes from torch's
+caching allocator).
+
+    python scripts/exodus_speed.py --out runs/exodus_speed [--quick] [--device cuda]
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import platform
 import statistics
 import time
 from pathlib import Path
@@ -65,6 +73,18 @@ class IndexedBPTT(torch.nn.Module):
         return torch.stack(out)
 
 
+def clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the device is idle.
+
+    On CUDA, kernels run asynchronously: waiting for the queued ones before
+    reading the clock, at both ends of a timed region, makes the difference the
+    real wall-clock time. On the CPU there is nothing to wait for.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def training_step(net, opt, x, y):
     opt.zero_grad(set_to_none=True)
     loss = F.cross_entropy(net(x).amax(0), y)
@@ -76,13 +96,13 @@ def time_linear_only(net, x, y) -> float:
     """Seconds for the step with the neurons replaced by a cheap pointwise map:
     what both methods pay for the matmuls alone."""
     h = x
-    t0 = time.perf_counter()
+    t0 = clock(x.device)
     for i, lin in enumerate(net.linears):
         h = lin(h)
         if i < net.num_spiking:
             h = torch.relu(h)
     F.cross_entropy(h.amax(0), y).backward()
-    return time.perf_counter() - t0
+    return clock(x.device) - t0
 
 
 def time_exodus_kernels(net, x, reps: int) -> dict:
@@ -92,16 +112,28 @@ def time_exodus_kernels(net, x, reps: int) -> dict:
     with torch.no_grad():
         z = net.linears[0](x)
     p = net.neuron.params
+    u0 = torch.zeros((), dtype=z.dtype, device=z.device)
     fwd, bwd = [], []
     for _ in range(max(1, reps)):
-        t0 = time.perf_counter()
-        _, u, mask = kernels.lif_forward(z, torch.zeros(()), p)
-        t1 = time.perf_counter()
+        t0 = clock(z.device)
+        _, u, mask = kernels.lif_forward(z, u0, p)
+        t1 = clock(z.device)
         kernels.chi_backward(u, z, mask, p)
         fwd.append(t1 - t0)
-        bwd.append(time.perf_counter() - t1)
+        bwd.append(clock(z.device) - t1)
     return {"forward_s": statistics.median(fwd), "backward_s": statistics.median(bwd),
-            "backend": "c" if kernels._use_c(None, z) else "torch"}
+            "backend": kernels.resolve_backend(None, z)}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
@@ -133,10 +165,10 @@ def time_steps(net, opt, state, x, y, reps: int) -> dict:
             else:
                 net.neuron = neuron
                 net.set_backward(mode)
-            t0 = time.perf_counter()
+            t0 = clock(x.device)
             training_step(net, opt, x, y)
             if rep:
-                times[mode].append(time.perf_counter() - t0)
+                times[mode].append(clock(x.device) - t0)
     net.neuron = neuron
     return times
 
@@ -161,19 +193,32 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small batch and T, 1 repetition (smoke test)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu",
+                    help="torch device: cpu (default) or cuda[:N]; on CUDA the glibc part is skipped")
     args = ap.parse_args(argv)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        ap.error(str(e))
+    if device.type not in ("cpu", "cuda"):
+        ap.error(f"--device must be cpu or cuda[:N], got {args.device!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: torch sees no CUDA device")
     torch.set_num_threads(args.threads)
     T, B, reps = (20, 8, 1) if args.quick else (250, 128, args.reps)
     sizes = [100, 128, 128, 35]
     torch.manual_seed(0)
+    # Weights and data are drawn on the CPU (the same on every device), then moved.
     net = SpikingMLP(sizes, IF(backward="exodus"))
     x = (torch.rand(T, B, sizes[0]) < 0.1).float()
     y = torch.randint(0, sizes[-1], (B,))
+    net, x, y = net.to(device), x.to(device), y.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     state = {k: v.clone() for k, v in net.state_dict().items()}
 
     by_allocator = {"default": summarise(net, x, y, time_steps(net, opt, state, x, y, reps), reps)}
-    retained = set_malloc_retention(True)
+    # glibc's malloc only serves CPU tensors; CUDA memory comes from torch's caching allocator.
+    retained = device.type == "cpu" and set_malloc_retention(True)
     try:
         if retained:
             by_allocator["retain_freed"] = summarise(
@@ -182,9 +227,17 @@ def main(argv=None):
         if retained:
             set_malloc_retention(False)
     head = by_allocator.get("retain_freed", by_allocator["default"])
+    if device.type == "cuda":
+        allocator = "cuda caching allocator"
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        allocator = "retain_freed" if retained else "default"
+        device_name = cpu_name()
     result = {
         "T": T, "batch": B, "sizes": sizes, "threads": torch.get_num_threads(), "reps": reps,
-        "allocator": "retain_freed" if retained else "default",
+        "device": str(device), "device_name": device_name, "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda if device.type == "cuda" else None,
+        "allocator": allocator,
         **head,
         "by_allocator": by_allocator,
         "load_average_1min_after": os.getloadavg()[0],
@@ -197,7 +250,8 @@ def main(argv=None):
            color=["C0", "C1", "C2"])
     ax.axhline(linear, color="k", ls="--", lw=1, label="linear layers only")
     ax.set_ylabel("training step [s]")
-    ax.set_title(f"T={T}, batch={B}: BPTT/EXODUS = {result['ratio_bptt_over_exodus']:.2f}x")
+    where = "" if device.type == "cpu" else f"{device.type}, "
+    ax.set_title(f"{where}T={T}, batch={B}: BPTT/EXODUS = {result['ratio_bptt_over_exodus']:.2f}x")
     ax.legend()
     fig.tight_layout()
     fig.savefig(args.out / "exodus_speed.png", dpi=120)

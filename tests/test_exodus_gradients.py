@@ -50,6 +50,21 @@ def test_c_backend_builds():
     assert cbuild.library() is not None, cbuild.build_error
 
 
+@pytest.mark.parametrize("backward", ["bptt", "exodus", "slayer"])
+def test_kernels_keep_non_cpu_tensors_on_their_device(backward, monkeypatch):
+    """Tensors off the CPU (``meta`` here: like CUDA, it refuses to mix with CPU tensors) take the
+    torch loops, never the C library, and nothing on the way is created on the CPU."""
+    monkeypatch.setattr(kernels, "default_backend", "auto")
+    monkeypatch.setattr(cbuild, "library", lambda: pytest.fail("C library asked for non-CPU tensors"))
+    dev = torch.device("meta")
+    for p in (NeuronParams(), NeuronParams(0.9, 1.0, "before_decay", -0.5)):
+        for u0 in (None, torch.zeros(5, dtype=torch.float64, device=dev, requires_grad=True)):
+            z = torch.randn(12, 3, 5, dtype=torch.float64, device=dev, requires_grad=True)
+            s = lif(z, u0, p, backward)
+            grads = torch.autograd.grad(s.sum(), [z] if u0 is None else [z, u0])
+            assert s.device == dev and all(g.device == dev for g in grads)
+
+
 @pytest.mark.parametrize("T", [1, 2, 300])
 @pytest.mark.parametrize("u_min", [None, -0.5])
 @pytest.mark.parametrize("order", ["after_decay", "before_decay"])

@@ -1,15 +1,21 @@
-"""Fast CPU path of EXODUS: the forward loop and the reverse chi scan.
+"""Fast path of EXODUS: the forward loop and the reverse chi scan.
 
-Neither builds an autograd graph. Two backends compute the same numbers:
+Neither builds an autograd graph. Three backends compute the same numbers:
 
 * ``"c"``: fused loops in C (``csrc/exodus_kernels.c``, built on first use by
   :mod:`golden.exodus.cbuild` and called through ctypes): one pass over the
   ``(T, batch, neurons)`` tensors for the forward and one for the scan;
 * ``"torch"``: vectorised torch loops under ``torch.no_grad`` on
   preallocated time-major tensors with in-place, out= operations (a time step
-  costs a handful of kernels over ``batch * neurons`` elements).
+  costs a handful of kernels over ``batch * neurons`` elements);
+* ``"triton"``: CUDA tensors only, optional (needs the ``triton`` package,
+  imported lazily): one Triton kernel for the whole forward loop (each
+  program walks all T steps for a block of columns) and one for the scan
+  (:mod:`golden.exodus.triton_kernels`). On a GPU the torch loops are bound
+  by kernel launches (a few per time step), which this avoids.
 
-``"auto"`` (the default) uses C when it could be built, torch otherwise. The
+``"auto"`` (the default) uses C for CPU tensors when it could be built,
+triton for CUDA tensors when triton imports, torch otherwise. The
 surrogate derivative (an ``exp`` for the default surrogate) is always
 evaluated by torch for all steps at once, where it is vectorised; the scan
 itself is one multiply-add per neuron and time step, as in the paper.
@@ -30,9 +36,12 @@ import torch
 from . import cbuild
 from .surrogates import Surrogate
 
-BACKENDS = ("auto", "c", "torch")
+BACKENDS = ("auto", "c", "torch", "triton")
 # The backend used when a call names none; SPIKECORE_EXODUS_BACKEND=torch forces the torch loops.
 default_backend = os.environ.get("SPIKECORE_EXODUS_BACKEND", "auto")
+_FLOATS = (torch.float32, torch.float64)
+# Outcome of the one attempt to import the triton backend: {"module": ...} or {"error": "..."}.
+_triton_cache: dict = {}
 
 
 @dataclass(frozen=True)
@@ -58,20 +67,56 @@ class NeuronParams:
         return self.reset_order == "after_decay"
 
 
-def _use_c(backend: str | None, *tensors: torch.Tensor) -> bool:
+def triton_kernels():
+    """The triton backend module (:mod:`golden.exodus.triton_kernels`), or ``None`` when triton
+    cannot be imported (see ``triton_error()``). Imported on first use only."""
+    if not _triton_cache:
+        try:
+            from . import triton_kernels as module
+        except Exception as e:  # ImportError, or a broken triton install
+            _triton_cache["error"] = f"triton backend unavailable: {type(e).__name__}: {e}"
+        else:
+            _triton_cache["module"] = module
+    return _triton_cache.get("module")
+
+
+def triton_error() -> str | None:
+    return _triton_cache.get("error")
+
+
+def resolve_backend(backend: str | None, *tensors: torch.Tensor) -> str:
+    """The backend (``"c"``, ``"torch"`` or ``"triton"``) that runs for these tensors."""
     backend = backend or default_backend
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     if backend == "torch":
-        return False
-    ok = all(t.dtype in (torch.float32, torch.float64) and t.device.type == "cpu" for t in tensors)
+        return "torch"
+    if backend == "triton":
+        module = triton_kernels()
+        if module is None:
+            raise RuntimeError(f"backend 'triton' needs the triton package (optional, CUDA only); "
+                               f"{triton_error()}")
+        module.check_tensors(*tensors)  # ValueError for CPU tensors or other dtypes
+        return "triton"
+    # CUDA (any non-CPU) tensors never reach the C library: ``"auto"`` falls
+    # back to triton (CUDA) or the torch loops before anything is built, ``"c"`` refuses.
+    floats = all(t.dtype in _FLOATS for t in tensors)
+    ok = floats and all(t.device.type == "cpu" for t in tensors)
     if backend == "c":
         if cbuild.library() is None:
             raise RuntimeError(cbuild.build_error)
         if not ok:
             raise ValueError("the C backend takes float32/float64 CPU tensors")
-        return True
-    return ok and cbuild.library() is not None
+        return "c"
+    if ok and cbuild.library() is not None:
+        return "c"
+    if floats and tensors and all(t.device.type == "cuda" for t in tensors) and triton_kernels() is not None:
+        return "triton"
+    return "torch"
+
+
+def _use_c(backend: str | None, *tensors: torch.Tensor) -> bool:
+    return resolve_backend(backend, *tensors) == "c"
 
 
 def _ptr(t: torch.Tensor | None):
@@ -86,8 +131,11 @@ def lif_forward(z: torch.Tensor, u0: torch.Tensor, p: NeuronParams, backend: str
     ``z``, and the clamp mask (``True`` where the gradient passes, i.e. the
     unclamped value was ``>= u_min``), or ``None`` without a clamp.
     """
-    if not _use_c(backend, z):
+    chosen = resolve_backend(backend, z)
+    if chosen == "torch":
         return _lif_forward_torch(z, u0, p)
+    if chosen == "triton":
+        return triton_kernels().lif_forward(z, u0, p)
     z = z.contiguous()
     u0 = u0.to(z.dtype).expand(z.shape[1:]).contiguous()
     u, s = torch.empty_like(z), torch.empty_like(z)
@@ -103,10 +151,11 @@ def _lif_forward_torch(z: torch.Tensor, u0: torch.Tensor, p: NeuronParams):
     u = torch.empty_like(z)
     # Spikes are kept as bool during the loop (one comparison, no copy) and
     # converted once at the end; subtracting theta * bool is exact.
-    spiked = torch.empty(z.shape, dtype=torch.bool)
-    mask = torch.empty(z.shape, dtype=torch.bool) if p.u_min is not None else None
-    u_prev = u0.expand(z.shape[1:])
-    s_prev = torch.zeros(z.shape[1:], dtype=torch.bool)
+    # Every buffer lives on z's device (CPU or CUDA); so does u0.
+    spiked = torch.empty(z.shape, dtype=torch.bool, device=z.device)
+    mask = torch.empty(z.shape, dtype=torch.bool, device=z.device) if p.u_min is not None else None
+    u_prev = u0.to(z.device).expand(z.shape[1:])
+    s_prev = torch.zeros(z.shape[1:], dtype=torch.bool, device=z.device)
     for t in range(T):
         ut = u[t]
         if p.after_decay:  # u = alpha u + z - theta s
@@ -169,8 +218,13 @@ def chi_scan(a: torch.Tensor, c: torch.Tensor, lam_next: torch.Tensor | None = N
 def chi_backward(u, grad_s, mask, p: NeuronParams, slayer: bool = False,
                  backend: str | None = None) -> torch.Tensor:
     """``dL/dz`` of a layer from its stored membrane and ``dL/ds`` (EXODUS or SLAYER)."""
-    if not _use_c(backend, u, grad_s):
+    chosen = resolve_backend(backend, u, grad_s)
+    if chosen == "torch":
         return _chi_backward_torch(u, grad_s, mask, p, slayer)
+    if chosen == "triton":
+        # Coefficients by torch, vectorised over all steps at once; the scan in one kernel.
+        a, c = chi_coefficients(u, grad_s.to(u.dtype), mask, p, slayer)
+        return triton_kernels().chi_scan(a, c)
     u = u.contiguous()
     grad_s = grad_s.to(u.dtype).contiguous()
     fprime = p.surrogate(u, p.threshold)

@@ -90,7 +90,7 @@ def _sum_to_shape(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 def lif(z: torch.Tensor, u0: torch.Tensor | None, p: NeuronParams, backward: str = "exodus") -> torch.Tensor:
     """Spikes of an IF/LIF layer driven by current ``z`` with initial membrane ``u0``."""
     if u0 is None:
-        u0 = torch.zeros((), dtype=z.dtype)
+        u0 = torch.zeros((), dtype=z.dtype, device=z.device)
     if backward == "bptt":
         return lif_bptt(z, u0, p)
     if backward in ("exodus", "slayer"):
