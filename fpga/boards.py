@@ -33,6 +33,7 @@ class Board:
     counter_bits: int = 32           # SpikeGradCore performance counter width (zero-extended on the wire)
     register_ram_outputs: bool = True  # the SpikeGrad engines' stage-1 registers (False: fewer cells, iCE40)
     synth_opts: str = ""             # extra options of Yosys' synth_<family>
+    script_after_read: str = ""      # Yosys commands run on the design before synth_<family>
     nextpnr_opts: str = ""           # extra options of nextpnr (placer/router choices measured per board)
     exodus_config: str | None = None  # the EXODUS network (an ExodusConfig file in fpga/configs/), with "exodus"
 
@@ -83,10 +84,19 @@ BOARDS = {
     # The ECP5-85F also carries the EXODUS fitting-task network (250 -> 25 LIF -> 1 LIF, T = 200).
     # router2: nextpnr's default router1 stopped converging on the dual design (after 25
     # minutes its rip-up count was still growing); router2 routes it in about 15 minutes.
-    # Seed 2: on the current netlist router2 with the default seed stalled at ~1700 overused
-    # wires (30+ iterations); seed 2 routes it in 48 iterations.
+    # Seed 3: on the current netlist router2 with seed 2 converged slowly (2900 overused
+    # wires after 9 iterations; on two earlier netlists of this change it stalled at 450 and
+    # 2700), seed 3 converges (140 after 25). On the netlist before, seed 2 routed in 48
+    # iterations where the default seed stalled.
+    # The state machines' state registers lose their init attribute before synthesis, so that
+    # Yosys' fsm pass recodes them one-hot (a state test is one flip-flop, not a decode of
+    # five or six bits; fsm_detect skips registers with an initial value, and "auto" keeps
+    # machines of 32 states or more binary). Every state register has the domain's
+    # synchronous reset, which the board top holds from configuration until the PLL locks,
+    # so none runs from its (now undefined) power-up value.
     "ulx3s-85f": Board("ulx3s-85f", _ulx3s_85f, "ecp5", "clk25", 25.0, 100.0, ("spikegrad", "exodus"),
-                       exodus_config="ulx3s_exodus.json", nextpnr_opts="--router router2 --seed 2"),
+                       exodus_config="ulx3s_exodus.json", nextpnr_opts="--router router2 --seed 3",
+                       script_after_read='setattr -unset init w:*_state; setattr -set fsm_encoding "one-hot" w:*_state'),
 }
 
 

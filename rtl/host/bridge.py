@@ -684,9 +684,16 @@ class HostBridge(wiring.Component):
         layer, tgt = hdr[0], hdr[1]
         addr, count = Cat(hdr[2], hdr[3]), Cat(hdr[4], hdr[5])
         op, steps, flags = hdr[1], Cat(hdr[2], hdr[3]), hdr[4]
-        layer_ok = layer < L
-        lidx = Mux(layer_ok, layer, 0)
-        busy_l = self.ex_busy.bit_select(lidx, 1)
+        # the header's layer checked and clamped into registers (like the decodes below; the
+        # header is complete three cycles before FIELDS): lidx selects the engine's ready
+        # and busy, and a compare in front of those selections reached the frame FSM
+        layer_ok, lidx = Signal(), Signal(range(max(2, L)))
+        m.d.sync += [layer_ok.eq(layer < L), lidx.eq(Mux(layer < L, layer, 0))]
+        # the addressed engine's busy, registered once more here (the network's busy is a
+        # register already; its selection by the header's layer reached the receive buffer's
+        # address through the FIELDS/EX_SIZE_DONE decisions)
+        busy_l = Signal()
+        m.d.sync += busy_l.eq(self.ex_busy.bit_select(lidx, 1))
         is_write = cmd_r == Cmd.EX_WRITE
         m.d.comb += self.ex_status_layer.eq(lidx)
 
@@ -700,13 +707,16 @@ class HostBridge(wiring.Component):
                 with m.Case(int(t) | l << 8):
                     m.d.sync += [t_ok.eq(1), t_wr.eq(int(f.writable)), nb.eq(f.nbytes), t_depth.eq(f.depth)]
 
-        size = Signal(range(MAX_LEN + max_nb + 2))
-        left = Signal(16)
+        # size = count * bytes per element, a registered product of count's low byte (a count
+        # above 255 is too long anyway), then its checks, registered: the old loop of
+        # additions put a comparator and an adder in front of the response logic
+        size = Signal(8 + nb.shape().width)
+        size_over, len_bad = Signal(), Signal()
         ea = Signal(16)
         ek = Signal(range(max_nb))
         exd = Signal(8 * max_nb)
         fwd_seen = Signal(L)
-        wait = Signal(2)
+        wait = Signal(3)
         acc = self.ex_access.payload
         m.d.comb += [acc.layer.eq(lidx), acc.target.eq(tgt), acc.addr.eq(ea), acc.data.eq(exd)]
 
@@ -726,7 +736,7 @@ class HostBridge(wiring.Component):
                 with m.If(bad_access):
                     respond(Status.OUT_OF_RANGE)
                 with m.Else():
-                    m.d.sync += [size.eq(0), left.eq(count), ea.eq(addr)]
+                    m.d.sync += ea.eq(addr)
                     m.next = "EX_SIZE"
             with m.Case(Cmd.EX_RUN):
                 with m.If(bad_run):
@@ -747,26 +757,30 @@ class HostBridge(wiring.Component):
                     respond(Status.OK, EX_STATUS_LEN)
 
         def states():
-            with m.State("EX_SIZE"):     # size = count * bytes per element, by addition (stops past MAX_LEN)
-                with m.If(size > MAX_LEN):
+            with m.State("EX_SIZE"):     # size = count * bytes per element
+                m.d.sync += size.eq(count[:8] * nb)
+                m.next = "EX_SIZE_CHECK"
+            with m.State("EX_SIZE_CHECK"):
+                m.d.sync += [size_over.eq(count[8:].any() | (size > MAX_LEN)),
+                             len_bad.eq(size + EX_ACCESS_HEADER != len_r)]
+                m.next = "EX_SIZE_DONE"
+            with m.State("EX_SIZE_DONE"):
+                with m.If(size_over):
                     respond(Mux(is_write, Status.BAD_LENGTH, Status.OUT_OF_RANGE))
-                with m.Elif(left == 0):
-                    with m.If(is_write & (size + EX_ACCESS_HEADER != len_r)):
-                        respond(Status.BAD_LENGTH)
-                    with m.Elif(busy_l):
-                        respond(Status.BUSY)
-                    with m.Elif(is_write):
-                        m.d.comb += pos_n.eq(EX_ACCESS_HEADER)
-                        # exd is not cleared: EX_WALK writes all nb bytes of each element,
-                        # and the memories take only their element's bits (the clear put the
-                        # checks above on the enable of all of exd's flip-flops)
-                        m.d.sync += ek.eq(0)
-                        m.next = "EX_WALK"
-                    with m.Else():
-                        m.d.sync += remaining.eq(count)
-                        respond(Status.OK, size[:8])
+                with m.Elif(is_write & len_bad):
+                    respond(Status.BAD_LENGTH)
+                with m.Elif(busy_l):
+                    respond(Status.BUSY)
+                with m.Elif(is_write):
+                    m.d.comb += pos_n.eq(EX_ACCESS_HEADER)
+                    # exd is not cleared: EX_WALK writes all nb bytes of each element,
+                    # and the memories take only their element's bits (the clear put the
+                    # checks above on the enable of all of exd's flip-flops)
+                    m.d.sync += ek.eq(0)
+                    m.next = "EX_WALK"
                 with m.Else():
-                    m.d.sync += [size.eq(size + nb), left.eq(left - 1)]
+                    m.d.sync += remaining.eq(count)
+                    respond(Status.OK, size[:8])
             with m.State("EX_WALK"):     # assemble each element from its bytes, then write it
                 with m.If(pos == len_r):
                     respond(Status.OK)
@@ -798,7 +812,7 @@ class HostBridge(wiring.Component):
                     with m.If((flags & RunFlag.NOWAIT).bool()):
                         respond(Status.OK)
                     with m.Else():
-                        m.d.sync += wait.eq(3)
+                        m.d.sync += wait.eq(4)   # until the command's busy has reached busy_l
                         m.next = "EX_CMD_WAIT"
             with m.State("EX_CMD_WAIT"):
                 with m.If(wait != 0):

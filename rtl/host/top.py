@@ -109,14 +109,11 @@ class SpikeGradSystem(wiring.Component):
         engines_busy = core.busy
         if self._exodus is not None:
             m.submodules.exodus = net = self._exodus
-            # Accesses and commands through register slices, like the core's: the engines'
-            # ready comes from their FSM state, and the bridge's frame FSM acts on it.
-            m.submodules.ex_access_slice = acc_slice = RegisterSlice(net.access.payload.shape())
-            m.submodules.ex_cmd_slice = cmd_slice = RegisterSlice(net.cmd.payload.shape())
-            wiring.connect(m, br.ex_access, acc_slice.i)
-            wiring.connect(m, acc_slice.o, net.access)
-            wiring.connect(m, br.ex_cmd, cmd_slice.i)
-            wiring.connect(m, cmd_slice.o, net.cmd)
+            # Accesses and commands go straight to the network: each engine takes them into
+            # registers, and its ready is a register (TemporalLayerEngine), so no register
+            # slice is needed here (one would be another 600-bit copy of the G/GP words).
+            wiring.connect(m, br.ex_access, net.access)
+            wiring.connect(m, br.ex_cmd, net.cmd)
             # read data back through one too: the engines' answers are multiplexed across the
             # network, and the bridge loads them into its byte shifter
             m.submodules.ex_rdata_slice = rdata_slice = RegisterSlice(net.rdata.payload.shape())
