@@ -84,10 +84,10 @@ BOARDS = {
     # The ECP5-85F also carries the EXODUS fitting-task network (250 -> 25 LIF -> 1 LIF, T = 200).
     # router2: nextpnr's default router1 stopped converging on the dual design (after 25
     # minutes its rip-up count was still growing); router2 routes it in about 15 minutes.
-    # Seed 3: on the current netlist router2 with seed 2 converged slowly (2900 overused
-    # wires after 9 iterations; on two earlier netlists of this change it stalled at 450 and
-    # 2700), seed 3 converges (140 after 25). On the netlist before, seed 2 routed in 48
-    # iterations where the default seed stalled.
+    # WIP: router2 converged on one intermediate netlist of this branch with seed 3 (68
+    # iterations, 57.0 MHz); on the current netlist it stalls between 200 and 1100 overused
+    # wires and diverges with seeds 1-5 (router1 with seed 3 was still at 87,674 arcs to
+    # route after 18,000 iterations). On main, seed 2 routes in 98 iterations.
     # The state machines' state registers lose their init attribute before synthesis, so that
     # Yosys' fsm pass recodes them one-hot (a state test is one flip-flop, not a decode of
     # five or six bits; fsm_detect skips registers with an initial value, and "auto" keeps
