@@ -86,7 +86,8 @@ BOARDS = {
     # minutes its rip-up count was still growing); router2 routes it in about 15 minutes.
     # WIP: router2 converged on one intermediate netlist of this branch with seed 3 (68
     # iterations, 57.0 MHz); on the current netlist it stalls between 200 and 1100 overused
-    # wires and diverges with seeds 1-5 (router1 with seed 3 was still at 87,674 arcs to
+    # wires and diverges with seeds 1, 3, 4, 5 (seed 2: on three earlier netlists; router1
+    # with seed 3 was still at 87,674 arcs to
     # route after 18,000 iterations). On main, seed 2 routes in 98 iterations.
     # The state machines' state registers lose their init attribute before synthesis, so that
     # Yosys' fsm pass recodes them one-hot (a state test is one flip-flop, not a decode of
