@@ -381,23 +381,34 @@ class TemporalLayerEngine(wiring.Component):
         feed_valid = Signal()    # ... on the RAM outputs, offered to the chi feed
         feed_i = Signal(range(max(2, NO)))
         feed_first = Signal()
-        g_layout = data.ArrayLayout(signed(cfg.grad_bits), NO)
-        # The feed goes through a full-rate skid buffer, so the RAM outputs land in registers
-        # before the chi unit turns u into table addresses; the g word of the step travels
-        # whole and the neuron's element is picked after the buffer (a wide multiplexer
-        # behind a block RAM output was the dual ECP5 build's critical path).
+        # The feed puts the RAM outputs in registers before the chi unit turns u into table
+        # addresses.
         feed_layout = data.StructLayout({"index": chi.i.payload.index.shape(), "first": 1,
-                                         "u": signed(cfg.u_bits), "m": 1, "g": g_layout})
-        # With two neurons or more the chi unit never refuses a beat (its only stall is a
-        # beat directly behind one of its own group, and consecutive beats here belong to
-        # different neurons; its output is always taken), so the feed is a plain register
-        # stage and the reads never hold: the skid buffer's second 600-bit register and the
-        # hold logic on the read side were a long path. A one-neuron layer keeps both.
+                                         "u": signed(cfg.u_bits), "m": 1, "g": signed(cfg.grad_bits)})
         if NO > 1:
+            # With two neurons or more the chi unit never refuses a beat (its only stall is a
+            # beat directly behind one of its own group, and consecutive beats here belong to
+            # different neurons; its output is always taken), so the feed is a plain register
+            # stage and the reads never hold. The neurons of a step come in order 0..NO-1, so
+            # the step's g word is loaded whole at neuron 0 into a shift register and moved
+            # down one element per beat: element i is then always at the bottom. (A 25-way
+            # multiplexer of 24-bit elements here was a long path and the densest routing of
+            # the ECP5 build.)
             feed = _FeedRegister(feed_layout)
+            g_shift = Signal(data.ArrayLayout(signed(cfg.grad_bits), NO))
+            with m.If(feed_valid):
+                with m.If(feed_i == 0):
+                    m.d.sync += g_shift.eq(R["g"].data)
+                with m.Else():
+                    m.d.sync += g_shift.as_value().eq(g_shift.as_value() >> cfg.grad_bits)
+            g_elem = g_shift[0]
         else:
+            # A one-neuron layer: back-to-back steps stall the chi unit, so the feed is a
+            # skid buffer and the reads hold while it is full.
             feed = SkidBuffer(feed_layout)
             m.d.comb += ram_hold.eq(feed_valid & ~feed.i.ready)   # feed_valid is 0 outside B_CHI
+            m.d.comb += feed.i.payload.g.eq(R["g"].data[0])
+            g_elem = feed.o.payload.g
         m.submodules.chi_feed = feed
         fo = feed.o.payload
         m.d.comb += [
@@ -406,14 +417,13 @@ class TemporalLayerEngine(wiring.Component):
             feed.i.payload.first.eq(feed_first),
             feed.i.payload.u.eq(u_prev_rec.u),
             feed.i.payload.m.eq(u_prev_rec.m),
-            feed.i.payload.g.eq(R["g"].data),
             chi.i.valid.eq(feed.o.valid),
             feed.o.ready.eq(chi.i.ready),
             chi.i.payload.index.eq(fo.index),
             chi.i.payload.first.eq(fo.first),
             chi.i.payload.lanes[0].u.eq(fo.u),
             chi.i.payload.lanes[0].m.eq(fo.m),
-            chi.i.payload.lanes[0].g.eq(fo.g[fo.index] if NO > 1 else fo.g[0]),
+            chi.i.payload.lanes[0].g.eq(g_elem),
             chi.o.ready.eq(1),
         ]
         out_n_no = Signal(range((TM + 1) * NO + 1))

@@ -699,13 +699,17 @@ class HostBridge(wiring.Component):
 
         # the addressed memory: found, writable, bytes per element, depth. Registered, like
         # the SpikeGrad header decodes: the header is complete three cycles before FIELDS.
+        # pad_m1/padded: the element's bytes are shifted into exd from the top (see EX_WALK),
+        # so an element narrower than exd takes max_nb - nb further shifts to reach the bottom.
         t_ok, t_wr = Signal(), Signal()
         nb, t_depth = Signal(range(max_nb + 1)), Signal(16)
-        m.d.sync += [t_ok.eq(0), t_wr.eq(0), nb.eq(0), t_depth.eq(0)]
+        pad_m1, padded = Signal(range(max_nb)), Signal()
+        m.d.sync += [t_ok.eq(0), t_wr.eq(0), nb.eq(0), t_depth.eq(0), pad_m1.eq(0), padded.eq(0)]
         with m.Switch(Cat(tgt, layer)):
             for l, t, f in targets:
                 with m.Case(int(t) | l << 8):
-                    m.d.sync += [t_ok.eq(1), t_wr.eq(int(f.writable)), nb.eq(f.nbytes), t_depth.eq(f.depth)]
+                    m.d.sync += [t_ok.eq(1), t_wr.eq(int(f.writable)), nb.eq(f.nbytes), t_depth.eq(f.depth),
+                                 pad_m1.eq(max(0, max_nb - f.nbytes - 1)), padded.eq(f.nbytes < max_nb)]
 
         # size = count * bytes per element, a registered product of count's low byte (a count
         # above 255 is too long anyway), then its checks, registered: the old loop of
@@ -773,24 +777,35 @@ class HostBridge(wiring.Component):
                     respond(Status.BUSY)
                 with m.Elif(is_write):
                     m.d.comb += pos_n.eq(EX_ACCESS_HEADER)
-                    # exd is not cleared: EX_WALK writes all nb bytes of each element,
-                    # and the memories take only their element's bits (the clear put the
-                    # checks above on the enable of all of exd's flip-flops)
+                    # exd is not cleared: EX_WALK and EX_ALIGN move every element to its
+                    # bottom with zeros above it (a clear here put the checks above on the
+                    # enable of all of exd's flip-flops)
                     m.d.sync += ek.eq(0)
                     m.next = "EX_WALK"
                 with m.Else():
                     m.d.sync += remaining.eq(count)
                     respond(Status.OK, size[:8])
+            # Each element's bytes (LSB first) are shifted into exd from the top, then
+            # EX_ALIGN shifts a narrower element down to bit 0: every flip-flop of exd takes
+            # its neighbour, not a byte picked by a decoder of ek (that decoder reached all
+            # of exd's enables, 600 bits with the ULX3S configuration).
             with m.State("EX_WALK"):     # assemble each element from its bytes, then write it
                 with m.If(pos == len_r):
                     respond(Status.OK)
                 with m.Else():
                     m.d.comb += pos_n.eq(pos + 1)
-                    m.d.sync += exd.word_select(ek, 8).eq(buf_r.data)
+                    m.d.sync += exd.eq(Cat(exd[8:], buf_r.data))
                     m.d.sync += ek.eq(ek + 1)
                     with m.If(ek == nb - 1):
                         m.d.sync += ek.eq(0)
                         m.next = "EX_PUSH"
+                        with m.If(padded):
+                            m.next = "EX_ALIGN"
+            with m.State("EX_ALIGN"):
+                m.d.sync += [exd.eq(exd >> 8), ek.eq(ek + 1)]
+                with m.If(ek == pad_m1):
+                    m.d.sync += ek.eq(0)
+                    m.next = "EX_PUSH"
             with m.State("EX_PUSH"):
                 m.d.comb += [self.ex_access.valid.eq(1), acc.write.eq(1)]
                 with m.If(self.ex_access.ready):
