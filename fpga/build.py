@@ -88,7 +88,8 @@ def spikegrad_system_factory(board_name: str, cfg=None, *, baud: int = 115200, e
         return SpikeGradCore(c, softmax=lambda c2: SoftmaxError(c2, divider=divider), counter_bits=counter_bits,
                              register_ram_outputs=ram_regs)
 
-    return lambda hz: SpikeGradSystem(cfg, clk_freq=hz, baud=baud, core=core, exodus=exodus)
+    return lambda hz: SpikeGradSystem(cfg, clk_freq=hz, baud=baud, core=core, exodus=exodus,
+                                      registered_walk_end=board.registered_walk_end)
 
 
 def _tool_env(family: str) -> dict:

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from amaranth import Elaboratable, Module, Signal
 
 from fpga import boards as fpga_boards
 from fpga.build import BuildError, TimingError, build_board
@@ -216,3 +217,40 @@ def test_ecp5_script_after_read_lets_yosys_recode_amaranth_fsms(tmp_path):
         logs[label] = out.stdout
     assert "Recoding FSM" not in logs["plain"] and "has an initialization value" in logs["plain"]
     assert "walk_state" in logs["board"] and "using `one-hot' encoding" in logs["board"]
+
+
+class _Counter(Elaboratable):
+    """A design with the BoardTop ports and one register of the ``sync`` domain."""
+
+    def __init__(self):
+        self.uart_rx, self.uart_tx = Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(4)
+        m.d.sync += count.eq(count + 1)
+        m.d.comb += self.uart_tx.eq(count[3] ^ self.uart_rx)
+        return m
+
+
+@pytest.mark.filterwarnings("ignore:Using platform.request without:DeprecationWarning")
+@pytest.mark.parametrize("board_name", ["ulx3s-85f", "icebreaker"])
+def test_ecp5_reset_rides_a_global_buffer(board_name):
+    """The ULX3S drives the ``sync`` domain's reset from a DCCA (a global buffer, so the
+    reset of ~15,000 flip-flops takes a global network, not general routing); its
+    input is the reset synchroniser's output. The iCEBreaker keeps the plain synchroniser."""
+    import re
+
+    board = fpga_boards.BOARDS[board_name]
+    plan = board.platform_factory().prepare(fpga_boards.BoardTop(board, lambda hz: _Counter()), "t")
+    il = plan.files["t.il"]
+    dccas = re.findall(r"cell \\DCCA .*?\n  end", il, re.S)
+    if board_name == "ulx3s-85f":
+        assert board.global_reset and len(dccas) == 1
+        (cell,) = dccas
+        assert re.search(r"connect \\CLKO \\rst\b", cell), cell
+        assert re.search(r"connect \\CE 1'1", cell), cell
+        clki = re.search(r"connect \\CLKI (\S+)", cell).group(1)
+        assert clki != r"\rst"
+    else:
+        assert not board.global_reset and dccas == []

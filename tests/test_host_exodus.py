@@ -190,7 +190,9 @@ def test_exodus_on_the_reference_device():
 # ====================================================================== the Verilated system
 @pytest.fixture(scope="module")
 def dual_system():
-    with SimulatedSystem(SG, divisor=8, timeout_cycles=2000, exodus=EX, response_timeout=60) as tr:
+    # the dual system as the ULX3S builds it: with the bridge's registered walk end
+    with SimulatedSystem(SG, divisor=8, timeout_cycles=2000, exodus=EX, response_timeout=60,
+                         registered_walk_end=True) as tr:
         yield tr
 
 

@@ -108,14 +108,14 @@ def test_uart_loopback_and_errors(divisor):
 
 
 # ------------------------------------------------------------------ the bridge
-def system(cfg=SMALL):
+def system(cfg=SMALL, registered_walk_end=False):
     return SpikeGradSystem(cfg, clk_freq=DIVISOR * 1_000_000, baud=1_000_000, timeout_cycles=TIMEOUT,
-                           core=StandInCore)
+                           core=StandInCore, registered_walk_end=registered_walk_end)
 
 
-def run_units(units, cfg=SMALL):
+def run_units(units, cfg=SMALL, registered_walk_end=False):
     """Send each unit (bytes), then an idle gap; return (responses got, responses the model expects, model)."""
-    dut = system(cfg)
+    dut = system(cfg, registered_walk_end)
     model = BridgeModel(cfg, core=standin_model)
     expected = []
     for u in units:
@@ -180,7 +180,8 @@ def req(cmd, payload=b""):
     return P.encode_request(cmd, payload)
 
 
-def test_every_command_and_error_path():
+@pytest.mark.parametrize("registered_walk_end", [False, True])
+def test_every_command_and_error_path(registered_walk_end):
     cfg = SMALL
     fmt = P.WireFormat.of(cfg)
     wb, cb = fmt.weight_bytes, fmt.count_bytes
@@ -231,7 +232,7 @@ def test_every_command_and_error_path():
         req(Cmd.READ_WEIGHTS, P.read_weights_payload(0, Kind.WEIGHTS, 2, 0, 6)),
         req(Cmd.READ_STATUS),
     ]
-    got, expected, model = run_units(units)
+    got, expected, model = run_units(units, registered_walk_end=registered_walk_end)
     statuses = [[r.status for r in e] for e in expected]
     assert {Status(s) for ss in statuses for s in ss} == set(Status) - {Status.BUSY}   # BUSY: EXODUS only
     for g, e in zip(got, expected):

@@ -91,6 +91,8 @@ class HostBridge(wiring.Component):
     rx_fifo_depth : bytes buffered between the receiver and the parser.
     exodus : the :class:`ExodusConfig` of an attached :class:`rtl.exodus.network.ExodusNetwork`, or None
         (then the EX_* commands are unknown and nothing of them is built).
+    registered_walk_end : keep the value walks' end test in a register (one flip-flop more; the
+        ECP5 builds use it, the full iCE40 does not need it). Same behaviour either way.
 
     Members
     -------
@@ -105,7 +107,8 @@ class HostBridge(wiring.Component):
     """
 
     def __init__(self, cfg: SpikeGradConfig, *, divisor: int, timeout_cycles: int,
-                 max_payload: int | None = None, rx_fifo_depth: int = 64, exodus: ExodusConfig | None = None):
+                 max_payload: int | None = None, rx_fifo_depth: int = 64, exodus: ExodusConfig | None = None,
+                 registered_walk_end: bool = False):
         if not isinstance(cfg, SpikeGradConfig):
             raise TypeError(f"cfg must be a SpikeGradConfig, not {cfg!r}")
         if isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int) or timeout_cycles < 16:
@@ -115,6 +118,9 @@ class HostBridge(wiring.Component):
         self._timeout = timeout_cycles
         self._fmt = WireFormat.of(cfg, max_payload)
         self._rx_fifo_depth = rx_fifo_depth
+        if not isinstance(registered_walk_end, bool):
+            raise TypeError(f"registered_walk_end must be a bool, not {registered_walk_end!r}")
+        self._registered_walk_end = registered_walk_end
         check_divisor(divisor)
         ex_ports = {}
         if exodus is not None:
@@ -305,6 +311,15 @@ class HostBridge(wiring.Component):
         pos_n = Signal(8)
         m.d.comb += pos_n.eq(pos)
         m.d.sync += pos.eq(pos_n)
+        # ``pos == len_r``, the walks' end test. With ``registered_walk_end`` (ECP5) it is a
+        # register loaded from pos's next value (len_r does not change inside a frame's
+        # walk), so the compare does not sit in front of the next address (pos_n), which
+        # is the request buffer's read address.
+        if self._registered_walk_end:
+            walk_end = Signal()
+            m.d.sync += walk_end.eq(pos_n == len_r)
+        else:
+            walk_end = pos == len_r
         widx = Signal(16)
         kbyte = Signal(range(8))
         sh = Signal(8 * max(wb, vb, cb))
@@ -374,7 +389,8 @@ class HostBridge(wiring.Component):
 
         if ex is not None:
             exodus_fields, exodus_states = self._exodus_logic(m, hdr=hdr, cmd_r=cmd_r, len_r=len_r, pos=pos,
-                                                              pos_n=pos_n, buf_r=buf_r, remaining=remaining,
+                                                              pos_n=pos_n, walk_end=walk_end, buf_r=buf_r,
+                                                              remaining=remaining,
                                                               respond=respond, send=send,
                                                               crc_on=crc_on, snapshot=snapshot)
 
@@ -519,7 +535,7 @@ class HostBridge(wiring.Component):
 
             # ============================================== validate, then commit, a value list
             with m.State("WALK"):
-                with m.If(pos == len_r):
+                with m.If(walk_end):
                     with m.If(commit):
                         respond(Status.OK)
                     with m.Else():
@@ -673,8 +689,8 @@ class HostBridge(wiring.Component):
                      self.busy.eq(~(fsm.ongoing("HUNT") | receiving) | txs.o.valid | utx.busy)]
         return m
 
-    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, buf_r, remaining, respond, send, crc_on,
-                      snapshot):
+    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, walk_end, buf_r, remaining, respond, send,
+                      crc_on, snapshot):
         """The EX_* commands: ``(fields, states)``, two callables that add the FIELDS cases and the
         states inside the bridge's FSM (checks in the order of ``docs/protocol.md``)."""
         ex = self._exodus
@@ -767,6 +783,9 @@ class HostBridge(wiring.Component):
             with m.State("EX_SIZE_CHECK"):
                 m.d.sync += [size_over.eq(count[8:].any() | (size > MAX_LEN)),
                              len_bad.eq(size + EX_ACCESS_HEADER != len_r)]
+                # Point the buffer at the first value now, whatever EX_SIZE_DONE decides (pos
+                # matters only in EX_WALK), so its checks stay off the buffer's read address.
+                m.d.comb += pos_n.eq(EX_ACCESS_HEADER)
                 m.next = "EX_SIZE_DONE"
             with m.State("EX_SIZE_DONE"):
                 with m.If(size_over):
@@ -776,7 +795,6 @@ class HostBridge(wiring.Component):
                 with m.Elif(busy_l):
                     respond(Status.BUSY)
                 with m.Elif(is_write):
-                    m.d.comb += pos_n.eq(EX_ACCESS_HEADER)
                     # exd is not cleared: EX_WALK and EX_ALIGN move every element to its
                     # bottom with zeros above it (a clear here put the checks above on the
                     # enable of all of exd's flip-flops)
@@ -790,10 +808,11 @@ class HostBridge(wiring.Component):
             # its neighbour, not a byte picked by a decoder of ek (that decoder reached all
             # of exd's enables, 600 bits with the ULX3S configuration).
             with m.State("EX_WALK"):     # assemble each element from its bytes, then write it
-                with m.If(pos == len_r):
+                # the next byte's address whether or not this was the last (then pos is unused)
+                m.d.comb += pos_n.eq(pos + 1)
+                with m.If(walk_end):
                     respond(Status.OK)
                 with m.Else():
-                    m.d.comb += pos_n.eq(pos + 1)
                     m.d.sync += exd.eq(Cat(exd[8:], buf_r.data))
                     m.d.sync += ek.eq(ek + 1)
                     with m.If(ek == nb - 1):

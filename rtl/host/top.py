@@ -29,6 +29,7 @@ class SpikeGradSystem(wiring.Component):
     core : factory ``cfg -> component`` with the SpikeGradCore ports (default :class:`SpikeGradCore`).
     exodus : an :class:`ExodusConfig`: also build an :class:`rtl.exodus.network.ExodusNetwork` of its
         layers, reached through the bridge's EX_* commands; None (default): SpikeGrad only.
+    registered_walk_end : passed to :class:`HostBridge` (a timing option; same behaviour).
 
     Members
     -------
@@ -43,7 +44,7 @@ class SpikeGradSystem(wiring.Component):
 
     def __init__(self, cfg: SpikeGradConfig, *, clk_freq: float, baud: int, timeout_ms: float = DEFAULT_TIMEOUT_MS,
                  timeout_cycles: int | None = None, max_payload: int | None = None, core=None,
-                 exodus: ExodusConfig | None = None):
+                 exodus: ExodusConfig | None = None, registered_walk_end: bool = False):
         if not isinstance(cfg, SpikeGradConfig):
             raise TypeError(f"cfg must be a SpikeGradConfig, not {cfg!r}")
         if not clk_freq > 0 or not baud > 0:
@@ -57,7 +58,7 @@ class SpikeGradSystem(wiring.Component):
             from rtl.spikegrad import SpikeGradCore as core
         self._cfg = cfg
         self._bridge = HostBridge(cfg, divisor=divisor, timeout_cycles=timeout_cycles, max_payload=max_payload,
-                                  exodus=exodus)
+                                  exodus=exodus, registered_walk_end=registered_walk_end)
         self._core = core(cfg)
         self._exodus = None
         if exodus is not None:

@@ -371,11 +371,23 @@ class LayerEngine(wiring.Component):
             # the old state so that stage 3 only selects: compare-then-select was the iCE40's
             # longest path into the state memory
             "fr_pos": 1, "fr_neg": 1, "br_pos": 1, "br_neg": 1,
+            # with stage-1 registers (the ECP5), the FRES/BRES resets are computed here
+            # too, so that stage 3 only selects (a subtraction after the residual decision
+            # was the dual ECP5 build's longest path into the state memory)
+            # and the residual decisions with the lane's valid (and, backward, sp) folded in
+            **({"fr_dn": signed(mb), "fr_up": signed(mb), "br_dn": signed(eb), "br_up": signed(eb),
+                "fres_pos": 1, "fres_neg": 1, "bres_pos": 1, "bres_neg": 1, "bev_act": 1}
+               if self._ram_regs else {}),
         })
         r3 = Signal(data.ArrayLayout(lane2, P), reset_less=True)
         old3 = Signal(word, reset_less=True)
         bias3 = Signal(data.ArrayLayout(signed(cfg.weight_bits), P), reset_less=True)
         m.d.sync += [s3.eq(s2), old3.eq(old2), bias3.eq(bias2)]
+        # stage 3's operation, one-hot with its valid bit folded in (ECP5: a kind test is then
+        # one flip-flop, not a decode of three bits and valid)
+        kind3 = Signal(5)
+        if self._ram_regs:
+            m.d.sync += kind3.eq(Mux(s2.valid, Const(1, 5) << s2.kind, 0))
         for p in range(P):
             o, r = old2[p], r3[p]
             steps = [(r.x_up, r.xf_up, o.x + eta, tb), (r.x_dn, r.xf_dn, o.x - eta, tb),
@@ -386,16 +398,25 @@ class LayerEngine(wiring.Component):
                 m.d.sync += field.eq(clamped)
                 if flag is not None:
                     m.d.sync += flag.eq(hit)
+            sp2 = ((o.v > 0) | (o.x > 0)) if relu else 1
+            valid2 = Cat(Const(p, lb), s2.g) < N if P > 1 else 1
             m.d.sync += [
                 r.vsum.eq(addsub(o.v, w[p], s2.neg)), r.usum.eq(addsub(o.u, w[p], s2.neg)),
-                r.sp.eq(((o.v > 0) | (o.x > 0)) if relu else 1),
-                r.valid.eq(Cat(Const(p, lb), s2.g) < N if P > 1 else 1),
+                r.sp.eq(sp2), r.valid.eq(valid2),
             ]
             if not top:
-                pos, neg = residual_spike(o.v, o.s, th_f)
-                m.d.sync += [r.fr_pos.eq(pos), r.fr_neg.eq(neg & ((o.s > 0) if relu else 1))]
-            pos, neg = residual_spike(o.u, o.e, th_b)
-            m.d.sync += [r.br_pos.eq(pos), r.br_neg.eq(neg)]
+                fpos2, fneg2 = residual_spike(o.v, o.s, th_f)
+                fneg2 = fneg2 & ((o.s > 0) if relu else 1)
+                m.d.sync += [r.fr_pos.eq(fpos2), r.fr_neg.eq(fneg2)]
+            bpos2, bneg2 = residual_spike(o.u, o.e, th_b)
+            m.d.sync += [r.br_pos.eq(bpos2), r.br_neg.eq(bneg2)]
+            if self._ram_regs:
+                m.d.sync += [r.fr_dn.eq(o.v - th_f), r.fr_up.eq(o.v + th_f),
+                             r.br_dn.eq(o.u - th_b), r.br_up.eq(o.u + th_b),
+                             r.bres_pos.eq(valid2 & sp2 & bpos2), r.bres_neg.eq(valid2 & sp2 & bneg2),
+                             r.bev_act.eq(valid2 & sp2)]
+                if not top:
+                    m.d.sync += [r.fres_pos.eq(valid2 & fpos2), r.fres_neg.eq(valid2 & fneg2)]
 
         # ------------------------------------------------------------ stage 3
         new = Signal(word)
@@ -419,45 +440,59 @@ class LayerEngine(wiring.Component):
             scl = Mux(fneg, r.s_dn, r.s_up)
             ecl, efl = Mux(zneg, r.e_dn, r.e_up), Mux(zneg, r.ef_dn, r.ef_up)
             msat, esat, tsat, csat = (Signal(name=f"{n_}{p}") for n_ in ("msat", "esat", "tsat", "csat"))
-            with m.If(s3.valid):
-                with m.Switch(s3.kind):
-                    with m.Case(K_FEV):
-                        m.d.comb += [n.v.eq(vs), msat.eq(vsat & valid)]
-                        if not top:
-                            neg_ok = (o.x > 0) if relu else 1
-                            m.d.comb += [fpos.eq(valid & (r.vsum >= th_f)),
-                                         fneg.eq(valid & (r.vsum <= -th_f) & neg_ok)]
-                            with m.If(fpos):
-                                m.d.comb += n.v.eq(vs_dn)
-                            with m.If(fneg):
-                                m.d.comb += n.v.eq(vs_up)
-                    with m.Case(K_FRES):
-                        if not top:
-                            m.d.comb += [fpos.eq(valid & r.fr_pos), fneg.eq(valid & r.fr_neg)]
-                            with m.If(fpos):
-                                m.d.comb += n.v.eq(o.v - th_f)
-                            with m.If(fneg):
-                                m.d.comb += n.v.eq(o.v + th_f)
-                    with m.Case(K_INIT):
-                        m.d.comb += n.eq(0)
-                        if cfg.bias:
-                            m.d.comb += n.v.eq(bias3[p])
-                    with m.Case(K_BEV):
-                        act = valid & sp
-                        with m.If(act):
-                            m.d.comb += [n.u.eq(us), esat.eq(usat),
-                                         zpos.eq(r.usum >= th_b), zneg.eq(r.usum <= -th_b)]
-                            with m.If(zpos):
-                                m.d.comb += n.u.eq(us_dn)
-                            with m.If(zneg):
-                                m.d.comb += n.u.eq(us_up)
-                    with m.Case(K_BRES):
-                        act = valid & sp
-                        m.d.comb += [zpos.eq(act & r.br_pos), zneg.eq(act & r.br_neg)]
+            if self._ram_regs:
+                fr_dn, fr_up, br_dn, br_up = r.fr_dn, r.fr_up, r.br_dn, r.br_up
+                fres_pos, fres_neg = (r.fres_pos, r.fres_neg) if not top else (0, 0)
+                bev_act, bres_pos, bres_neg = r.bev_act, r.bres_pos, r.bres_neg
+            else:
+                fr_dn, fr_up, br_dn, br_up = o.v - th_f, o.v + th_f, o.u - th_b, o.u + th_b
+                fres_pos, fres_neg = valid & r.fr_pos, valid & r.fr_neg
+                bev_act = valid & sp
+                bres_pos, bres_neg = bev_act & r.br_pos, bev_act & r.br_neg
+
+            def stage3_cases(case):
+                with case(K_FEV):
+                    m.d.comb += [n.v.eq(vs), msat.eq(vsat & valid)]
+                    if not top:
+                        neg_ok = (o.x > 0) if relu else 1
+                        m.d.comb += [fpos.eq(valid & (r.vsum >= th_f)),
+                                     fneg.eq(valid & (r.vsum <= -th_f) & neg_ok)]
+                        with m.If(fpos):
+                            m.d.comb += n.v.eq(vs_dn)
+                        with m.If(fneg):
+                            m.d.comb += n.v.eq(vs_up)
+                with case(K_FRES):
+                    if not top:
+                        m.d.comb += [fpos.eq(fres_pos), fneg.eq(fres_neg)]
+                        with m.If(fpos):
+                            m.d.comb += n.v.eq(fr_dn)
+                        with m.If(fneg):
+                            m.d.comb += n.v.eq(fr_up)
+                with case(K_INIT):
+                    m.d.comb += n.eq(0)
+                    if cfg.bias:
+                        m.d.comb += n.v.eq(bias3[p])
+                with case(K_BEV):
+                    with m.If(bev_act):
+                        m.d.comb += [n.u.eq(us), esat.eq(usat),
+                                     zpos.eq(r.usum >= th_b), zneg.eq(r.usum <= -th_b)]
                         with m.If(zpos):
-                            m.d.comb += n.u.eq(o.u - th_b)
+                            m.d.comb += n.u.eq(us_dn)
                         with m.If(zneg):
-                            m.d.comb += n.u.eq(o.u + th_b)
+                            m.d.comb += n.u.eq(us_up)
+                with case(K_BRES):
+                    m.d.comb += [zpos.eq(bres_pos), zneg.eq(bres_neg)]
+                    with m.If(zpos):
+                        m.d.comb += n.u.eq(br_dn)
+                    with m.If(zneg):
+                        m.d.comb += n.u.eq(br_up)
+
+            if self._ram_regs:
+                stage3_cases(lambda k: m.If(kind3[k]))
+            else:
+                with m.If(s3.valid):
+                    with m.Switch(s3.kind):
+                        stage3_cases(m.Case)
             with m.If(fpos | fneg):
                 m.d.comb += [n.x.eq(xcl), n.s.eq(scl), tsat.eq(xfl)]
             with m.If(zpos | zneg):
@@ -466,7 +501,8 @@ class LayerEngine(wiring.Component):
             f_m.append(msat); f_e.append(esat); f_t.append(tsat); f_c.append(csat)
 
         s3_emits = Signal()
-        m.d.comb += s3_emits.eq(Mux((s3.kind == K_FEV) | (s3.kind == K_FRES), emit_fwd, emit_bwd))
+        fwd3 = (kind3[K_FEV] | kind3[K_FRES]) if self._ram_regs else ((s3.kind == K_FEV) | (s3.kind == K_FRES))
+        m.d.comb += s3_emits.eq(Mux(fwd3, emit_fwd, emit_bwd))
         m.d.comb += [wp.addr.eq(s3.g), wp.data.eq(new), wp.en.eq(s3.valid)]
 
         # ------------------------------------------------------------ stage 4

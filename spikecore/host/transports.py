@@ -110,12 +110,14 @@ class SimulatedSystem:
     timeout_cycles : the bridge's frame timeout.  core : optional core factory (e.g. a stand-in).
     response_timeout : seconds the host waits for a response (simulated inference is slow).
     exodus : an :class:`~spikecore.config.ExodusConfig`: the system also carries that EXODUS network.
+    registered_walk_end : the bridge's timing option of the same name (the ULX3S build uses it).
     """
 
     BENCH = "cocotb_tests.host_bridge.bench_uart"
 
     def __init__(self, cfg, *, divisor: int = 8, timeout_cycles: int = 2000, core=None, phy: str = "hdl",
-                 response_timeout: float = 120.0, run_timeout: float = 3000, exodus=None):
+                 response_timeout: float = 120.0, run_timeout: float = 3000, exodus=None,
+                 registered_walk_end: bool = False):
         if phy not in ("hdl", "python"):
             raise ValueError(f"phy must be 'hdl' or 'python', got {phy!r}")
         self.phy = phy
@@ -124,6 +126,7 @@ class SimulatedSystem:
         self.timeout_cycles = timeout_cycles
         self.core = core
         self.exodus = exodus
+        self.registered_walk_end = registered_walk_end
         self.response_timeout = response_timeout
         self.run_timeout = run_timeout
         self.run = None
@@ -134,7 +137,8 @@ class SimulatedSystem:
         from rtl.host.top import SpikeGradSystem
         from sim.verilog import generate_verilog
         top = SpikeGradSystem(self.cfg, clk_freq=100e6, baud=100e6 / self.divisor,
-                              timeout_cycles=self.timeout_cycles, core=self.core, exodus=self.exodus)
+                              timeout_cycles=self.timeout_cycles, core=self.core, exodus=self.exodus,
+                              registered_walk_end=self.registered_walk_end)
         return generate_verilog(UARTHarness(top, divisor=self.divisor), name="spikegrad_system")
 
     def __enter__(self) -> SerialTransport:
