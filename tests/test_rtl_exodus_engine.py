@@ -42,6 +42,13 @@ class Host:
         self.ctx.set(self.dut.rdata.ready, 0)
         return val
 
+    async def load(self, cfg, w, x):
+        """Weights ``w`` (fan_out x fan_in) and input spikes ``x`` (T x fan_in) into W and X."""
+        for k, v in enumerate(w.flatten().tolist()):
+            await self.write(Target.W, k, to_bits(int(v), cfg.weight_bits))
+        for n in range(x.shape[0]):
+            await self.write(Target.X, n, spikes_to_word(x[n]))
+
     async def command(self, op, steps=0, slayer=0, grad_prev=0):
         await self._send(self.dut.cmd, {"op": op, "steps": steps, "slayer": slayer, "grad_prev": grad_prev})
         await self.ctx.tick()
@@ -61,10 +68,7 @@ def run_layer(cfg, *, fan_in, fan_out, T, seed, slayer=False, w_scale=1.0, g_sca
 
     async def bench(ctx):
         h = Host(ctx, dut)
-        for k in range(fan_out * fan_in):
-            await h.write(Target.W, k, to_bits(int(w.flatten()[k]), cfg.weight_bits))
-        for n in range(T):
-            await h.write(Target.X, n, spikes_to_word(x[n]))
+        await h.load(cfg, w, x)
         for r in range(rounds):
             s, u, mask = golden.forward(x)
             await h.command(Op.FORWARD, steps=T)
@@ -132,3 +136,41 @@ def test_saturation_flags():
                        lr_shift=0, threshold=1.0)
     g = run_layer(cfg, fan_in=6, fan_out=2, T=6, seed=4, w_scale=60.0, g_scale=8.0, rounds=1)
     assert g.sat["fwd"]
+
+
+def test_access_taken_while_running_waits_for_the_command():
+    """``cmd`` and ``host`` end in registers: a host read offered right after a FORWARD is taken
+    while the engine runs and performed once it is idle, so it returns the command's result;
+    a command offered while an access is held waits for it. Against the golden layer."""
+    fan_in, fan_out, T = 6, 2, 5
+    gen = torch.Generator().manual_seed(11)
+    w = (torch.randn(fan_out, fan_in, generator=gen) * LIF.theta_q).round().to(torch.int64)
+    x = (torch.rand(T, fan_in, generator=gen) < 0.5).to(torch.int64)
+    s_exp, _, _ = GoldenLayer(LIF, w).forward(x)
+    dut = TemporalLayerEngine(LIF, fan_in=fan_in, fan_out=fan_out, max_steps=T)
+    got = {}
+
+    async def bench(ctx):
+        h = Host(ctx, dut)
+        await h.load(LIF, w, x)
+        await h._send(dut.cmd, {"op": Op.FORWARD, "steps": T, "slayer": 0, "grad_prev": 0})
+        got["busy_after_cmd"] = ctx.get(dut.busy)
+        got["s_last"] = word_to_spikes(await h.read(Target.S, T - 1), fan_out)   # taken while running
+        got["busy_after_read"] = ctx.get(dut.busy)
+        got["s_all"] = [word_to_spikes(await h.read(Target.S, n), fan_out) for n in range(T)]
+        # a CLEAR right behind a held write: the write is performed first, then the clear
+        await h._send(dut.host, {"write": 1, "target": Target.X, "addr": 0, "data": 0})
+        await h._send(dut.cmd, {"op": Op.CLEAR, "steps": 0, "slayer": 0, "grad_prev": 0})
+        while ctx.get(dut.busy):
+            await ctx.tick()
+        got["fwd_steps_after_clear"] = ctx.get(dut.fwd_steps)
+        got["x0"] = await h.read(Target.X, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got["busy_after_cmd"] == 1 and got["busy_after_read"] == 0
+    assert got["s_last"] == s_exp[T - 1].tolist()
+    assert got["s_all"] == s_exp.tolist()
+    assert got["fwd_steps_after_clear"] == 0 and got["x0"] == 0
