@@ -11,10 +11,10 @@ On a CUDA machine, from the repository root::
 
     PYTHONPATH=. python3 -m pytest -q tests/test_exodus_triton.py
 
-Without a GPU (triton installed, e.g. in /tmp/tritonsite; triton 3.6's
-interpreter needs numpy < 2.4, e.g. numpy 2.3.5 in /tmp/np23site)::
+Without a GPU, with triton installed (triton 3.6's interpreter needs
+numpy < 2.4 first on the path)::
 
-    PYTHONPATH=/tmp/np23site:/tmp/tritonsite TRITON_INTERPRET=1 .venv/bin/python -m pytest -q tests/test_exodus_triton.py
+    TRITON_INTERPRET=1 python -m pytest -q tests/test_exodus_triton.py
 """
 
 import os

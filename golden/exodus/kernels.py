@@ -39,7 +39,8 @@ from .surrogates import Surrogate
 BACKENDS = ("auto", "c", "torch", "triton")
 # The backend used when a call names none; SPIKECORE_EXODUS_BACKEND=torch forces the torch loops.
 default_backend = os.environ.get("SPIKECORE_EXODUS_BACKEND", "auto")
-_FLOATS = (torch.float32, torch.float64)
+#: The float dtypes every backend takes (the triton backend checks the same).
+FLOAT_DTYPES = (torch.float32, torch.float64)
 # Outcome of the one attempt to import the triton backend: {"module": ...} or {"error": "..."}.
 _triton_cache: dict = {}
 
@@ -100,7 +101,7 @@ def resolve_backend(backend: str | None, *tensors: torch.Tensor) -> str:
         return "triton"
     # CUDA (any non-CPU) tensors never reach the C library: ``"auto"`` falls
     # back to triton (CUDA) or the torch loops before anything is built, ``"c"`` refuses.
-    floats = all(t.dtype in _FLOATS for t in tensors)
+    floats = all(t.dtype in FLOAT_DTYPES for t in tensors)
     ok = floats and all(t.device.type == "cpu" for t in tensors)
     if backend == "c":
         if cbuild.library() is None:
@@ -113,10 +114,6 @@ def resolve_backend(backend: str | None, *tensors: torch.Tensor) -> str:
     if floats and tensors and all(t.device.type == "cuda" for t in tensors) and triton_kernels() is not None:
         return "triton"
     return "torch"
-
-
-def _use_c(backend: str | None, *tensors: torch.Tensor) -> bool:
-    return resolve_backend(backend, *tensors) == "c"
 
 
 def _ptr(t: torch.Tensor | None):

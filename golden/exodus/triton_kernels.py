@@ -35,11 +35,12 @@ import torch
 import triton
 import triton.language as tl
 
+from .kernels import FLOAT_DTYPES
+
 # Triton's interpreter mode, decided when ``@triton.jit`` runs (module import).
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 BLOCK = 128  # columns per program: one per thread with 4 warps
 NUM_WARPS = 4
-_FLOATS = (torch.float32, torch.float64)
 
 
 @triton.jit
@@ -99,7 +100,7 @@ def check_tensors(*tensors: torch.Tensor) -> None:
     """Raise ``ValueError`` unless every tensor suits this backend: float32/float64 on CUDA
     (or on the CPU in Triton's interpreter mode, for the tests)."""
     for t in tensors:
-        if t.dtype not in _FLOATS:
+        if t.dtype not in FLOAT_DTYPES:
             raise ValueError(f"the triton backend takes float32/float64 tensors, got {t.dtype}")
         if not (t.device.type == "cuda" or (INTERPRET and t.device.type == "cpu")):
             raise ValueError("the triton backend takes CUDA tensors"
