@@ -385,8 +385,9 @@ class LayerEngine(wiring.Component):
         m.d.sync += [s3.eq(s2), old3.eq(old2), bias3.eq(bias2)]
         # stage 3's operation, one-hot with its valid bit folded in (ECP5: a kind test is then
         # one flip-flop, not a decode of three bits and valid)
-        kind3 = Signal(5)
+        kind3 = None
         if self._ram_regs:
+            kind3 = Signal(5)
             m.d.sync += kind3.eq(Mux(s2.valid, Const(1, 5) << s2.kind, 0))
         for p in range(P):
             o, r = old2[p], r3[p]
