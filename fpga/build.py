@@ -204,10 +204,12 @@ def build_board(board_name: str, design_factory, out_dir, *, mhz: float | None =
     # timed against nextpnr's own constraint: the PLL's output clock (30.019 MHz for 30 MHz).
     sdf = out / f"{name}.sdf"
     if sdf.exists():
-        endpoints = read_sdf(sdf).endpoints()
+        graph = read_sdf(sdf)
+        endpoints = graph.endpoints()
         period = 1000.0 / max([v["constraint_mhz"] for v in core] or [top.achieved_mhz])
-        summary["endpoint_timing"] = summarise(endpoints, period, top=10)
-        (out / "timing.txt").write_text(format_timing(summarise(endpoints, period, top=60), endpoints, paths=5))
+        summary["endpoint_timing"] = summarise(endpoints, period, top=10, celltypes=graph.celltypes)
+        (out / "timing.txt").write_text(format_timing(summarise(endpoints, period, top=60, celltypes=graph.celltypes),
+                                                      endpoints, paths=5))
     summary["timing_met"] = all(v["achieved_mhz"] >= v["constraint_mhz"] for v in core) if core else False
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.txt").write_text(format_summary(summary))
@@ -231,5 +233,7 @@ def format_summary(s: dict) -> str:
         t = s["endpoint_timing"]
         lines.append(f"  endpoints failing at {t['period_ns']:.2f} ns: {t['failing']} of {t['endpoints']}"
                      + (f", in {t['blocks_failing']} block pairs (timing.txt lists them)" if t["failing"] else ""))
+        if t.get("by_kind"):
+            lines.append("  their paths cross: " + ", ".join(f"{k} {n}" for k, n in t["by_kind"].items()))
     lines.append("timing met" if s["timing_met"] else "TIMING NOT MET")
     return "\n".join(lines) + "\n"

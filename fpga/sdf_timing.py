@@ -15,6 +15,13 @@ the UART input goes through a synchroniser). On both boards' builds the worst
 endpoint equals nextpnr's critical path within 5 ps (``tests/test_fpga_build.py``
 checks it against nextpnr's Fmax).
 
+Each failing path is also classed by the hard blocks it passes through (block
+RAM, multiplier, LUT RAM, or logic only) and split into routing and cell delay:
+on the ECP5 a block RAM read without its output register takes about 5 ns and
+a MULT18X18D about 4 ns of a 10 ns period before any routing, so these classes
+say which fix a failing path needs (an output register, a pipelined multiplier)
+rather than another cut in the logic.
+
 ``python -m fpga.sdf_timing build/fpga/ulx3s-85f/spikecore.sdf --period 10``
 prints the summary; :func:`build_board <fpga.build.build_board>` writes it as
 ``timing.txt`` beside the bitstream.
@@ -28,7 +35,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TimingGraph", "Endpoint", "read_sdf", "block_of", "summarise", "format_timing"]
+__all__ = ["TimingGraph", "Endpoint", "read_sdf", "block_of", "path_kinds", "summarise", "format_timing"]
 
 _INSTANCE = re.compile(r"\(INSTANCE\s*([^)\s]*)\s*\)")
 _EDGE_PIN = r"(?:\((?:posedge|negedge)\s+([^)\s]+)\)|([^()\s]+))"
@@ -37,6 +44,14 @@ _INTERCONNECT = re.compile(r"\(INTERCONNECT\s+([^()\s]+)\s+([^()\s]+)\s+(.*)\)\s
 _CHECK = re.compile(r"\((SETUPHOLD|SETUP)\s+" + _EDGE_PIN + r"\s+\((?:posedge|negedge)\s+([^)\s]+)\)\s+\(([^)]*)\)")
 _TRIPLE = re.compile(r"\(([^()]*)\)")
 _TIMESCALE = re.compile(r"\(TIMESCALE\s+(\d+)\s*(ps|ns)\s*\)")
+_CELLTYPE = re.compile(r'\(CELLTYPE\s+"([^"]*)"\s*\)')
+
+# nextpnr's cell types (ECP5, iCE40) of the hard blocks a path may pass through; LUT RAM is a
+# TRELLIS_COMB that the packer named "...$DPRAM_COMBn".
+HARD_BLOCKS = {
+    "block RAM": ("DP16KD", "PDPW16KD", "ICESTORM_RAM", "ICESTORM_SPRAM"),
+    "multiplier": ("MULT18X18D", "ALU54B", "ICESTORM_DSP"),
+}
 
 
 def _worst(triples: str) -> float:
@@ -52,6 +67,13 @@ class Endpoint:
     pin: str
     delay_ns: float
     path: tuple[str, ...]   # pins from the path's start to ``pin``
+    arrivals: tuple[float, ...] = ()   # arrival time at each pin of ``path`` (ns)
+
+    @property
+    def routing_ns(self) -> float:
+        """The path's delay on routed nets (the hops between two cells; the rest is in cells)."""
+        return sum(b - a for (p, a), (q, b) in zip(zip(self.path, self.arrivals), zip(self.path[1:], self.arrivals[1:]))
+                   if _instance(p) != _instance(q))
 
     @property
     def start(self) -> str:
@@ -63,8 +85,9 @@ class TimingGraph:
     """The routed design's delays: ``edges[pin] = [(next_pin, ns), ...]``, ``setup[pin] = ns``, and the
     pins that drive routed nets (``net_drivers``) and the clock pins of the setup checks (``clock_pins``)."""
 
-    def __init__(self, edges: dict, setup: dict, net_drivers: set, clock_pins: set):
+    def __init__(self, edges: dict, setup: dict, net_drivers: set, clock_pins: set, celltypes: dict | None = None):
         self.edges, self.setup, self.net_drivers, self.clock_pins = edges, setup, net_drivers, clock_pins
+        self.celltypes = celltypes or {}   # instance -> nextpnr cell type
 
     def endpoints(self) -> list[Endpoint]:
         """Every endpoint reached from a start pin, slowest first (longest paths; the graph is acyclic).
@@ -100,7 +123,8 @@ class TimingGraph:
             path = [pin]
             while path[-1] in pred:
                 path.append(pred[path[-1]])
-            result.append(Endpoint(pin, arrival[pin] + setup, tuple(reversed(path))))
+            path.reverse()
+            result.append(Endpoint(pin, arrival[pin] + setup, tuple(path), tuple(arrival[p] for p in path)))
         result.sort(key=lambda e: -e.delay_ns)
         return result
 
@@ -110,7 +134,7 @@ def read_sdf(path) -> TimingGraph:
     path = Path(path)
     edges, setup, drivers, clocks = collections.defaultdict(list), {}, set(), set()
     sinks = collections.defaultdict(list)
-    scale, instance, seen = 1e-3, "", 0
+    scale, instance, seen, celltype, celltypes = 1e-3, "", 0, "", {}
     with path.open() as f:
         for line in f:
             line = line.strip().replace("\\", "")   # SDF escapes '$' and '.' in names
@@ -133,9 +157,14 @@ def read_sdf(path) -> TimingGraph:
                     pin = f"{instance}/{m[2] or m[3]}"
                     setup[pin] = max(setup.get(pin, 0.0), _worst(f"({m[5]})") * scale)
                     clocks.add(f"{instance}/{m[4]}")
+            elif line.startswith("(CELLTYPE"):
+                m = _CELLTYPE.match(line)
+                celltype = m[1] if m else ""
             elif line.startswith("(INSTANCE"):
                 m = _INSTANCE.match(line)
                 instance = m[1] if m else ""
+                if instance:
+                    celltypes[instance] = celltype
             elif line.startswith("(TIMESCALE"):
                 m = _TIMESCALE.match(line)
                 if not m:
@@ -146,7 +175,27 @@ def read_sdf(path) -> TimingGraph:
     # a clock net reaches every register, including those without a setup check of their own
     for driver in {d for d, pins in sinks.items() if any(p in clocks for p in pins)}:
         clocks.update(sinks[driver])
-    return TimingGraph(dict(edges), setup, drivers, clocks)
+    return TimingGraph(dict(edges), setup, drivers, clocks, celltypes)
+
+
+def _instance(pin: str) -> str:
+    return pin.rsplit("/", 1)[0]
+
+
+def path_kinds(path, celltypes: dict) -> tuple[str, ...]:
+    """The hard blocks ``path`` passes through (``"block RAM"``, ``"multiplier"``, ``"LUT RAM"``, in
+    that order), or ``("logic",)`` for a path of LUTs, carry chains and registers only."""
+    found = set()
+    for pin in path:
+        inst = _instance(pin)
+        ct = celltypes.get(inst, "")
+        for kind, types in HARD_BLOCKS.items():
+            if ct in types:
+                found.add(kind)
+        if "$DPRAM" in inst:
+            found.add("LUT RAM")
+    order = (*HARD_BLOCKS, "LUT RAM")
+    return tuple(k for k in order if k in found) or ("logic",)
 
 
 _CELL_SUFFIX = re.compile(r"(_TRELLIS_|\$DPRAM|_DI_|\$CCU2|_LUT4|_MULT18|_DP16KD|_SB_|\$nextpnr|_CCU2C)")
@@ -164,8 +213,10 @@ def block_of(pin: str) -> tuple[str, str]:
     return ".".join(parts[:-1]), signal
 
 
-def summarise(endpoints: list[Endpoint], period_ns: float, *, top: int = 20) -> dict:
-    """Counts, the worst endpoint, and the failing endpoints grouped by (source block, destination block)."""
+def summarise(endpoints: list[Endpoint], period_ns: float, *, top: int = 20, celltypes: dict | None = None) -> dict:
+    """Counts, the worst endpoint, the failing endpoints grouped by (source block, destination block),
+    and by the hard blocks on their paths (``by_kind``: a path counts under each it passes through;
+    ``celltypes`` from :attr:`TimingGraph.celltypes`), with the share of their delay spent in routing."""
     failing = [e for e in endpoints if e.delay_ns > period_ns]
     groups = {}
     for e in failing:
@@ -173,6 +224,9 @@ def summarise(endpoints: list[Endpoint], period_ns: float, *, top: int = 20) -> 
         n, worst = groups.get(key, (0, 0.0))
         groups[key] = (n + 1, max(worst, e.delay_ns))
     ranked = sorted(groups.items(), key=lambda kv: -kv[1][1])
+    kinds = collections.Counter(k for e in failing for k in path_kinds(e.path, celltypes or {}))
+    total = sum(e.arrivals[-1] for e in failing if e.arrivals)
+    routed = sum(e.routing_ns for e in failing if e.arrivals)
     return {
         "period_ns": period_ns,
         "endpoints": len(endpoints),
@@ -180,6 +234,8 @@ def summarise(endpoints: list[Endpoint], period_ns: float, *, top: int = 20) -> 
         "worst_ns": round(endpoints[0].delay_ns, 3) if endpoints else None,
         "by_block": [{"from": a, "to": b, "failing": n, "worst_ns": round(w, 3)} for (a, b), (n, w) in ranked[:top]],
         "blocks_failing": len(groups),
+        "by_kind": {k: kinds[k] for k in (*HARD_BLOCKS, "LUT RAM", "logic") if kinds[k]},
+        "routing_share": round(routed / total, 3) if total else None,
     }
 
 
@@ -191,9 +247,13 @@ def format_timing(s: dict, endpoints: list[Endpoint] | None = None, *, paths: in
                      f"worst first:")
         for g in s["by_block"]:
             lines.append(f"  {g['worst_ns']:7.3f} ns {g['failing']:6d}  {g['from'] or '(top)'} -> {g['to'] or '(top)'}")
+    if s.get("by_kind"):
+        lines.append("failing endpoints by the hard blocks on their paths (a path counts under each): "
+                     + ", ".join(f"{k} {n}" for k, n in s["by_kind"].items())
+                     + (f"; {100 * s['routing_share']:.0f} % of their delay is routing" if s.get("routing_share") else ""))
     for e in (endpoints or [])[:paths]:
-        lines.append(f"path to {e.pin} ({e.delay_ns:.3f} ns with setup):")
-        lines.extend(f"    {p}" for p in e.path)
+        lines.append(f"path to {e.pin} ({e.delay_ns:.3f} ns with setup, {e.routing_ns:.3f} ns of it routing):")
+        lines.extend(f"    {a:7.3f}  {p}" for p, a in zip(e.path, e.arrivals or (0.0,) * len(e.path)))
     return "\n".join(lines) + "\n"
 
 
@@ -204,8 +264,10 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=40, help="block pairs to list")
     ap.add_argument("--paths", type=int, default=3, help="slowest paths to print in full")
     args = ap.parse_args(argv)
-    eps = read_sdf(args.sdf).endpoints()
-    print(format_timing(summarise(eps, args.period, top=args.top), eps, paths=args.paths), end="")
+    graph = read_sdf(args.sdf)
+    eps = graph.endpoints()
+    print(format_timing(summarise(eps, args.period, top=args.top, celltypes=graph.celltypes), eps, paths=args.paths),
+          end="")
     return 0
 
 

@@ -162,6 +162,9 @@ def test_smoke_build_real_bitstream(tmp_path):
     assert t["period_ns"] == pytest.approx(1000.0 / clk["constraint_mhz"], abs=0.001)
     assert (t["failing"] == 0) == summary["timing_met"] and t["endpoints"] > 10000
     assert (tmp_path / "timing.txt").read_text().startswith(f"endpoints {t['endpoints']}, failing at")
+    if t["failing"]:       # every failing endpoint is classed at least once; routing is part of every path
+        assert set(t["by_kind"]) <= {"block RAM", "multiplier", "LUT RAM", "logic"}
+        assert sum(t["by_kind"].values()) >= t["failing"] and 0 < t["routing_share"] < 1
 
 
 # The iCEBreaker design at its own 30 MHz target (about three minutes). The UP5K is

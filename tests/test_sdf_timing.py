@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fpga.sdf_timing import block_of, format_timing, main, read_sdf, summarise
+from fpga.sdf_timing import block_of, format_timing, main, path_kinds, read_sdf, summarise
 
 # Two registers feed a third through two LUTs; a constant drives a LUT input through a long route
 # (not a timed path); the clock tree has a delay that is common to launch and capture. A setup
@@ -119,6 +119,43 @@ def test_summary_groups_failing_endpoints_by_block(sdf):
     assert "design.blk.b_DI_LUT4_Z/F" in text
 
 
+def test_arrival_times_and_routing_delay_along_a_path(sdf):
+    b = read_sdf(sdf).endpoints()[0]
+    assert b.arrivals == pytest.approx((0.0, 0.5, 1.5, 1.75, 2.55, 2.75, 3.35))
+    # the three routed hops a/Q -> l1, l1 -> l2, l2 -> b (the clock-to-Q and the LUTs are cell delays)
+    assert b.routing_ns == pytest.approx(1.0 + 0.8 + 0.6)
+
+
+def test_failing_paths_are_classed_by_the_hard_blocks_they_cross(sdf, tmp_path):
+    graph = read_sdf(sdf)
+    assert graph.celltypes["design.blk.b_LUT4_Z"] == "TRELLIS_COMB"
+    assert graph.celltypes["design.blk.a_TRELLIS_FF_Q"] == "TRELLIS_FF"
+    s = summarise(graph.endpoints(), 3.0, celltypes=graph.celltypes)
+    assert s["by_kind"] == {"logic": 1}
+    assert s["routing_share"] == pytest.approx(2.4 / 3.35, abs=1e-3)
+    # the first LUT of b's path becomes a block RAM read (a cell type nextpnr names)
+    ram = tmp_path / "ram.sdf"
+    ram.write_text(SDF.replace('(CELLTYPE "TRELLIS_COMB")\n    (INSTANCE design.blk.b_LUT4_Z)',
+                               '(CELLTYPE "DP16KD")\n    (INSTANCE design.blk.b_LUT4_Z)'))
+    graph = read_sdf(ram)
+    eps = graph.endpoints()
+    s = summarise(eps, 2.0, celltypes=graph.celltypes)
+    assert s["by_kind"] == {"block RAM": 1, "logic": 1}     # b's path and c's (a register to a register)
+    text = format_timing(s, eps, paths=1)
+    assert "block RAM 1, logic 1;" in text and "(3.650 ns with setup, 2.400 ns of it routing)" in text
+    assert "  1.750  design.blk.b_LUT4_Z/F" in text
+
+
+def test_hard_block_kinds_of_a_path():
+    types = {"r": "DP16KD", "m": "MULT18X18D", "f": "TRELLIS_FF", "e": "ICESTORM_RAM", "d": "ICESTORM_DSP",
+             "l$DPRAM_COMB1": "TRELLIS_COMB", "c": "TRELLIS_COMB"}
+    assert path_kinds(["f/CLK", "f/Q", "c/A", "c/F", "f/DI"], types) == ("logic",)
+    assert path_kinds(["r/CLKA", "r/DOA0", "m/A0", "m/P3", "f/DI"], types) == ("block RAM", "multiplier")
+    assert path_kinds(["f/Q", "l$DPRAM_COMB1/A", "l$DPRAM_COMB1/F", "m/A1"], types) == ("multiplier", "LUT RAM")
+    assert path_kinds(["e/RCLK", "e/RDATA_0", "d/A0"], types) == ("block RAM", "multiplier")
+    assert path_kinds(["unknown/Q", "f/DI"], types) == ("logic",)
+
+
 def test_block_names_drop_cell_suffixes_and_bit_numbers():
     assert block_of("design.exodus.layer0.acc_mem.0.14/DOA3") == ("design.exodus.layer0", "acc_mem")
     assert block_of("design.exodus.layer0.chi.lam0$61.0.9_RAD_3_TRELLIS_FF_Q/CLK") == \
@@ -148,3 +185,4 @@ def test_command_line(sdf, capsys):
     out = capsys.readouterr().out
     assert out.startswith("endpoints 2, failing at 3.000 ns: 1")
     assert "3.650 ns      1  design.blk -> design.blk" in out
+    assert "failing endpoints by the hard blocks on their paths (a path counts under each): logic 1;" in out
