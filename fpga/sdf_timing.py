@@ -52,6 +52,7 @@ HARD_BLOCKS = {
     "block RAM": ("DP16KD", "PDPW16KD", "ICESTORM_RAM", "ICESTORM_SPRAM"),
     "multiplier": ("MULT18X18D", "ALU54B", "ICESTORM_DSP"),
 }
+KINDS = (*HARD_BLOCKS, "LUT RAM", "logic")   # the classes of a path, in the order they are reported
 
 
 def _worst(triples: str) -> float:
@@ -68,11 +69,12 @@ class Endpoint:
     delay_ns: float
     path: tuple[str, ...]   # pins from the path's start to ``pin``
     arrivals: tuple[float, ...] = ()   # arrival time at each pin of ``path`` (ns)
+    kinds: tuple[str, ...] = ("logic",)  # the hard blocks the path crosses (:func:`path_kinds`)
 
     @property
     def routing_ns(self) -> float:
         """The path's delay on routed nets (the hops between two cells; the rest is in cells)."""
-        return sum(b - a for (p, a), (q, b) in zip(zip(self.path, self.arrivals), zip(self.path[1:], self.arrivals[1:]))
+        return sum(b - a for p, q, a, b in zip(self.path, self.path[1:], self.arrivals, self.arrivals[1:])
                    if _instance(p) != _instance(q))
 
     @property
@@ -124,7 +126,8 @@ class TimingGraph:
             while path[-1] in pred:
                 path.append(pred[path[-1]])
             path.reverse()
-            result.append(Endpoint(pin, arrival[pin] + setup, tuple(path), tuple(arrival[p] for p in path)))
+            result.append(Endpoint(pin, arrival[pin] + setup, tuple(path), tuple(arrival[p] for p in path),
+                                   path_kinds(path, self.celltypes)))
         result.sort(key=lambda e: -e.delay_ns)
         return result
 
@@ -194,8 +197,7 @@ def path_kinds(path, celltypes: dict) -> tuple[str, ...]:
                 found.add(kind)
         if "$DPRAM" in inst:
             found.add("LUT RAM")
-    order = (*HARD_BLOCKS, "LUT RAM")
-    return tuple(k for k in order if k in found) or ("logic",)
+    return tuple(k for k in KINDS if k in found) or ("logic",)
 
 
 _CELL_SUFFIX = re.compile(r"(_TRELLIS_|\$DPRAM|_DI_|\$CCU2|_LUT4|_MULT18|_DP16KD|_SB_|\$nextpnr|_CCU2C)")
@@ -213,10 +215,10 @@ def block_of(pin: str) -> tuple[str, str]:
     return ".".join(parts[:-1]), signal
 
 
-def summarise(endpoints: list[Endpoint], period_ns: float, *, top: int = 20, celltypes: dict | None = None) -> dict:
+def summarise(endpoints: list[Endpoint], period_ns: float, *, top: int = 20) -> dict:
     """Counts, the worst endpoint, the failing endpoints grouped by (source block, destination block),
-    and by the hard blocks on their paths (``by_kind``: a path counts under each it passes through;
-    ``celltypes`` from :attr:`TimingGraph.celltypes`), with the share of their delay spent in routing."""
+    and by the hard blocks on their paths (``by_kind``: a path counts under each it passes through),
+    with the share of their delay spent in routing."""
     failing = [e for e in endpoints if e.delay_ns > period_ns]
     groups = {}
     for e in failing:
@@ -224,7 +226,7 @@ def summarise(endpoints: list[Endpoint], period_ns: float, *, top: int = 20, cel
         n, worst = groups.get(key, (0, 0.0))
         groups[key] = (n + 1, max(worst, e.delay_ns))
     ranked = sorted(groups.items(), key=lambda kv: -kv[1][1])
-    kinds = collections.Counter(k for e in failing for k in path_kinds(e.path, celltypes or {}))
+    kinds = collections.Counter(k for e in failing for k in e.kinds)
     total = sum(e.arrivals[-1] for e in failing if e.arrivals)
     routed = sum(e.routing_ns for e in failing if e.arrivals)
     return {
@@ -234,7 +236,7 @@ def summarise(endpoints: list[Endpoint], period_ns: float, *, top: int = 20, cel
         "worst_ns": round(endpoints[0].delay_ns, 3) if endpoints else None,
         "by_block": [{"from": a, "to": b, "failing": n, "worst_ns": round(w, 3)} for (a, b), (n, w) in ranked[:top]],
         "blocks_failing": len(groups),
-        "by_kind": {k: kinds[k] for k in (*HARD_BLOCKS, "LUT RAM", "logic") if kinds[k]},
+        "by_kind": {k: kinds[k] for k in KINDS if kinds[k]},
         "routing_share": round(routed / total, 3) if total else None,
     }
 
@@ -264,10 +266,8 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=40, help="block pairs to list")
     ap.add_argument("--paths", type=int, default=3, help="slowest paths to print in full")
     args = ap.parse_args(argv)
-    graph = read_sdf(args.sdf)
-    eps = graph.endpoints()
-    print(format_timing(summarise(eps, args.period, top=args.top, celltypes=graph.celltypes), eps, paths=args.paths),
-          end="")
+    eps = read_sdf(args.sdf).endpoints()
+    print(format_timing(summarise(eps, args.period, top=args.top), eps, paths=args.paths), end="")
     return 0
 
 

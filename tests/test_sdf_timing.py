@@ -130,7 +130,7 @@ def test_failing_paths_are_classed_by_the_hard_blocks_they_cross(sdf, tmp_path):
     graph = read_sdf(sdf)
     assert graph.celltypes["design.blk.b_LUT4_Z"] == "TRELLIS_COMB"
     assert graph.celltypes["design.blk.a_TRELLIS_FF_Q"] == "TRELLIS_FF"
-    s = summarise(graph.endpoints(), 3.0, celltypes=graph.celltypes)
+    s = summarise(graph.endpoints(), 3.0)
     assert s["by_kind"] == {"logic": 1}
     assert s["routing_share"] == pytest.approx(2.4 / 3.35, abs=1e-3)
     # the first LUT of b's path becomes a block RAM read (a cell type nextpnr names)
@@ -139,7 +139,7 @@ def test_failing_paths_are_classed_by_the_hard_blocks_they_cross(sdf, tmp_path):
                                '(CELLTYPE "DP16KD")\n    (INSTANCE design.blk.b_LUT4_Z)'))
     graph = read_sdf(ram)
     eps = graph.endpoints()
-    s = summarise(eps, 2.0, celltypes=graph.celltypes)
+    s = summarise(eps, 2.0)
     assert s["by_kind"] == {"block RAM": 1, "logic": 1}     # b's path and c's (a register to a register)
     text = format_timing(s, eps, paths=1)
     assert "block RAM 1, logic 1;" in text and "(3.650 ns with setup, 2.400 ns of it routing)" in text
