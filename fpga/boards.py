@@ -84,15 +84,14 @@ BOARDS = {
                         config="icebreaker.json", softmax_divider="iterative", counter_bits=24,
                         register_ram_outputs=False, synth_opts="-dff -device u", nextpnr_opts="--seed 2"),
     # The ECP5-85F also carries the EXODUS fitting-task network (250 -> 25 LIF -> 1 LIF, T = 200).
-    # router2: nextpnr's default router1 stopped converging on the dual design (after 25
-    # minutes its rip-up count was still growing); router2 routes it in about 15 minutes.
-    # router2 and seed 1: on this netlist seeds 1 and 3 both converge at a 25 MHz target (67.7
-    # and 64.1 MHz), and seed 1 at the board's 100 MHz target (72.3 MHz; the placement is
-    # timing-driven, so Fmax is measured at this target, as the CI smoke build does); the
-    # router's convergence depends on the netlist and the seed (docs/fpga.md lists what was
-    # tried), and the CI smoke build runs these exact options, so a change that stops the
-    # routing fails CI. The reset rides a global network (global_reset): without it, router2
-    # diverged on the same RTL with seeds 2 and 3.
+    # Router: nextpnr's default router1, which is timing-driven. Earlier dual netlists made it
+    # stall (congestion that the global reset, the shift registers and the registered RAM ports
+    # have since removed), so the board used router2 for a while; on the current netlists
+    # router1 converges in about 7 minutes and gives a much faster routing than router2 on the
+    # same placement (docs/fpga.md: 81.9 against 72.3 MHz on one netlist). The figure moves by
+    # several MHz from seed to seed; docs/fpga.md lists the seeds measured. The CI smoke
+    # build runs these exact options, so a change that stops the routing fails CI. The reset
+    # rides a global network (global_reset): without it, router2 diverged on the same RTL.
     # The state machines' state registers lose their init attribute before synthesis, so that
     # Yosys' fsm pass recodes them one-hot (a state test is one flip-flop, not a decode of
     # five or six bits; fsm_detect skips registers with an initial value, and "auto" keeps
@@ -100,7 +99,7 @@ BOARDS = {
     # synchronous reset, which the board top holds from configuration until the PLL locks,
     # so none runs from its (now undefined) power-up value.
     "ulx3s-85f": Board("ulx3s-85f", _ulx3s_85f, "ecp5", "clk25", 25.0, 100.0, ("spikegrad", "exodus"),
-                       exodus_config="ulx3s_exodus.json", nextpnr_opts="--router router2 --seed 1",
+                       exodus_config="ulx3s_exodus.json", nextpnr_opts="--seed 3",
                        registered_walk_end=True, global_reset=True,
                        script_after_read='setattr -unset init w:*_state; setattr -set fsm_encoding "one-hot" w:*_state'),
 }

@@ -80,8 +80,9 @@ def cmd_build(args) -> int:
     cfg = SpikeGradConfig.load(args.config) if args.config else BOARDS[args.board].load_config()
     out = Path(args.out or f"build/fpga/{args.board}")
     try:
-        summary = build_board(args.board, spikegrad_system_factory(args.board, cfg, baud=args.baud), out,
-                              mhz=args.mhz)
+        design = spikegrad_system_factory(args.board, cfg, baud=args.baud,
+                                          exodus=None if args.spikegrad_only else "board")
+        summary = build_board(args.board, design, out, mhz=args.mhz)
     except TimingError as e:
         print(f"spikecore: error: {e}", file=sys.stderr)
         print((out / "summary.txt").read_text(), file=sys.stderr)
@@ -156,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mhz", type=float, help="core clock (default: 30 on iCEBreaker, 100 on ULX3S)")
     b.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
     b.add_argument("--out", help="build folder (default build/fpga/BOARD)")
+    b.add_argument("--spikegrad-only", action="store_true",
+                   help="leave out the board's EXODUS engine (the ULX3S-85F carries both by default)")
     b.set_defaults(func=cmd_build)
 
     c = sub.add_parser("check", help="validate a configuration or weight file")

@@ -84,6 +84,23 @@ def test_cli_build_exits_nonzero_with_a_clear_message(fake_board, tmp_path, caps
     assert "timing met" in capsys.readouterr().out
 
 
+def test_cli_build_spikegrad_only_leaves_out_the_exodus_engine(fake_board, tmp_path, monkeypatch):
+    import fpga.build
+
+    seen = []
+    real = fpga.build.spikegrad_system_factory
+
+    def factory(board, cfg=None, **kw):
+        seen.append(kw.get("exodus", "board"))
+        return real(board, cfg, **kw)
+
+    monkeypatch.setattr(fpga.build, "spikegrad_system_factory", factory)
+    fake_board(41.0)
+    assert main(["build", "--board", "icebreaker", "--out", str(tmp_path)]) == 0
+    assert main(["build", "--board", "icebreaker", "--spikegrad-only", "--out", str(tmp_path)]) == 0
+    assert seen == ["board", None]
+
+
 def test_a_design_that_does_not_fit_is_named_not_a_traceback(fake_board, tmp_path, capsys):
     fake_board(None)
     (tmp_path / "spikecore.tim").write_text("Info: \t ICESTORM_LC: 9/ 5280 0%\n")   # stale log: removed first

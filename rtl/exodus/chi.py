@@ -282,14 +282,15 @@ class ChiRecurrence(wiring.Component):
             lrd = lmem.read_port(transparent_for=(lwp,))
             m.d.comb += [lrd.addr.eq(idxb), lrd.en.eq(advance)]
 
-            # stage 2 -> 3: c * lambda[n+1] (its own register: the multiplier is half the recurrence)
-            lam_next = Signal(signed(cfg.grad_bits), name=f"lam_next{l}")
-            m.d.comb += lam_next.eq(Mux(first2, 0, lrd.data))
+            # stage 2 -> 3: c * lambda[n+1] (its own register: the multiplier is half the recurrence).
+            # A group's first beat has lambda[n+1] = 0: the product register is cleared instead of
+            # the multiplier's input (a synchronous reset of the flip-flops, no logic between the
+            # lambda memory and the multiplier).
             p3 = Signal.like(p2, name=f"fg3_{l}")
             cl3 = Signal(signed(cfg.coef_bits + cfg.grad_bits), name=f"clam{l}")
             m3 = Signal(name=f"m3_{l}")
             with m.If(advance):
-                m.d.sync += [p3.eq(p2), cl3.eq(c2 * lam_next), m3.eq(m2)]
+                m.d.sync += [p3.eq(p2), cl3.eq(Mux(first2, 0, c2 * lrd.data)), m3.eq(m2)]
 
             # stage 3: one addition, one rounding, one saturation
             acc = Signal(signed(max(p3.shape().width, cl3.shape().width) + 1), name=f"acc{l}")

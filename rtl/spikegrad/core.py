@@ -509,8 +509,15 @@ class SpikeGradCore(wiring.Component):
                 m.d.comb += flag_set.trace_saturated.eq(1)
             with m.If(e.sat.count):
                 m.d.comb += flag_set.count_saturated.eq(1)
-        for u in upd:
-            with m.If(u.clamped):
+        for l, u in enumerate(upd):
+            # (stage-1 registers, the ECP5: registered beside the update unit, a cycle later;
+            # the flags are at the bridge. The update phase ends at least a cycle after the
+            # unit's last busy cycle, so the flag is set before RESULT.)
+            clamped = u.clamped
+            if self._ram_regs:
+                clamped = Signal(name=f"clamped{l}_r")
+                m.d.sync += clamped.eq(u.clamped)
+            with m.If(clamped):
                 m.d.comb += flag_set.weight_clamped.eq(1)
         with m.If(self.clear_flags):
             m.d.sync += flags.eq(flag_set)

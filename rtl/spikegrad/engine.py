@@ -272,8 +272,13 @@ class LayerEngine(wiring.Component):
         # Read-after-write: an issue sees the write of the op issued 3 cycles before it
         # (2 without stage-1 registers; transparent read); ops in stages 1 and 2 on the
         # same group must drain first.
+        # With stage-1 registers the write-back is a register stage behind stage 3 (``wb``
+        # below), so the op in stage 3 must drain as well.
         hazard = Signal()
-        m.d.comb += hazard.eq((s1.valid & (s1.g == gcnt)) | (s2.valid & (s2.g == gcnt)))
+        same_group = (s1.valid & (s1.g == gcnt)) | (s2.valid & (s2.g == gcnt))
+        if self._ram_regs:
+            same_group = same_group | (s3.valid & (s3.g == gcnt))
+        m.d.comb += hazard.eq(same_group)
         emits = Signal()
         with m.If(sweep_active):
             m.d.comb += emits.eq(((sweep_op == EngineOp.FRES) & emit_fwd) | ((sweep_op == EngineOp.BRES) & emit_bwd))
@@ -504,7 +509,18 @@ class LayerEngine(wiring.Component):
         s3_emits = Signal()
         fwd3 = (kind3[K_FEV] | kind3[K_FRES]) if self._ram_regs else ((s3.kind == K_FEV) | (s3.kind == K_FRES))
         m.d.comb += s3_emits.eq(Mux(fwd3, emit_fwd, emit_bwd))
-        m.d.comb += [wp.addr.eq(s3.g), wp.data.eq(new), wp.en.eq(s3.valid)]
+        # The state write: from stage 3 directly, or (stage-1 registers, the ECP5) through a
+        # register stage: the threshold tests and the selects of stage 3 then end in flip-flops
+        # beside them, and the word crosses the routing to the LUT RAM's write ports from there
+        # (together they were the SpikeGrad engines' longest paths). The top emitter writes
+        # through the same stage.
+        if self._ram_regs:
+            wb_en, wb_addr, wb_data = Signal(), Signal.like(wp.addr), Signal(word)
+            wb_pending = Signal()
+            m.d.sync += [wp.addr.eq(wb_addr), wp.data.eq(wb_data), wp.en.eq(wb_en), wb_pending.eq(wb_en)]
+        else:
+            wb_en, wb_addr, wb_data = wp.en, wp.addr, wp.data
+        m.d.comb += [wb_addr.eq(s3.g), wb_data.eq(new), wb_en.eq(s3.valid)]
 
         # ------------------------------------------------------------ stage 4
         s4_data = Signal(entry_layout(P, self._out_gbits))
@@ -512,8 +528,11 @@ class LayerEngine(wiring.Component):
                      s4_data.group.eq(s3.g), s4_data.mask.eq(out_mask), s4_data.signs.eq(out_signs)]
         m.d.comb += [self.push.eq(s4_push), self.push_data.eq(s4_data)]
         sat_m = Signal(); sat_e = Signal(); sat_t = Signal(); sat_c = Signal()
-        m.d.comb += [sat_m.eq(Cat(*f_m).any()), sat_e.eq(Cat(*f_e).any()),
-                     sat_t.eq(Cat(*f_t).any()), sat_c.eq(Cat(*f_c).any())]
+        # (stage-1 registers: the strobes are registered, a cycle later, beside the write-back;
+        # the core's sticky flags sit across the device, at the bridge)
+        sat_dom = m.d.sync if self._ram_regs else m.d.comb
+        sat_dom += [sat_m.eq(Cat(*f_m).any()), sat_e.eq(Cat(*f_e).any()),
+                    sat_t.eq(Cat(*f_t).any()), sat_c.eq(Cat(*f_c).any())]
 
         # --------------------------------------------- top emitter (TOPEMIT)
         te_c = Signal()
@@ -529,7 +548,12 @@ class LayerEngine(wiring.Component):
             # the next cycle's level); a combinational test put the queue level in front
             # of the queue's own write enable
             te_room = Signal()
-            if cfg.num_layers > 1:
+            if cfg.num_layers > 1 and self._ram_regs:
+                # the push is registered too (``s4_push``, below): the level plus the push in
+                # flight plus one for this cycle's possible push, so the test no longer waits
+                # for the threshold compare of EMIT
+                m.d.sync += te_room.eq(self.room_level + s4_push + 1 <= depth - 2)
+            elif cfg.num_layers > 1:
                 m.d.sync += te_room.eq(self.room_level + self.push <= depth - 2)
             else:
                 m.d.comb += te_room.eq(1)
@@ -567,9 +591,11 @@ class LayerEngine(wiring.Component):
                             m.d.sync += ce.eq(ecl2)
                             m.d.comb += te_c.eq(efl2)
                             if cfg.num_layers > 1:
-                                m.d.comb += [self.push.eq(1), self.push_data.group.eq(te_g),
-                                             self.push_data.mask.eq(Const(1, P) << te_q),
-                                             self.push_data.signs.eq(Mux(zn, Const(1, P) << te_q, 0))]
+                                push_dom = m.d.sync if self._ram_regs else m.d.comb
+                                push, push_data = (s4_push, s4_data) if self._ram_regs else (self.push, self.push_data)
+                                push_dom += [push.eq(1), push_data.group.eq(te_g),
+                                             push_data.mask.eq(Const(1, P) << te_q),
+                                             push_data.signs.eq(Mux(zn, Const(1, P) << te_q, 0))]
                     with m.Elif(te_q == P - 1):
                         m.next = "WR"
                     with m.Else():
@@ -577,18 +603,25 @@ class LayerEngine(wiring.Component):
                         m.next = "LANE"
                 with m.State("WR"):
                     m.d.comb += te_active.eq(1)
-                    m.d.comb += [wp.addr.eq(te_g), wp.en.eq(1), wp.data.eq(te_word)]
+                    m.d.comb += [wb_addr.eq(te_g), wb_en.eq(1), wb_data.eq(te_word)]
                     for q in range(P):
-                        m.d.comb += [wp.data[q].u.eq(te_u[q]), wp.data[q].e.eq(te_e[q])]
+                        m.d.comb += [wb_data[q].u.eq(te_u[q]), wb_data[q].e.eq(te_e[q])]
                     with m.If(te_g == G - 1):
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += te_g.eq(te_g + 1)
                         m.next = "RD"
 
+        te_c_out = te_c
+        if self._ram_regs:
+            te_c_out = Signal()
+            m.d.sync += te_c_out.eq(te_c)
         m.d.comb += [
             self.sat.membrane.eq(sat_m), self.sat.error.eq(sat_e), self.sat.trace.eq(sat_t),
-            self.sat.count.eq(sat_c | te_c),
-            self.idle.eq(~sweep_active & ~ent_valid & ~s1.valid & ~s2.valid & ~s3.valid & ~s4_push & ~te_active),
+            self.sat.count.eq(sat_c | te_c_out),
         ]
+        idle = ~sweep_active & ~ent_valid & ~s1.valid & ~s2.valid & ~s3.valid & ~s4_push & ~te_active
+        if self._ram_regs:     # the registered write-back and strobes are work in flight too
+            idle = idle & ~Cat(wb_pending, sat_m, sat_e, sat_t, sat_c, te_c_out).any()
+        m.d.comb += self.idle.eq(idle)
         return m

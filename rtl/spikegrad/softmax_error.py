@@ -41,11 +41,11 @@ DIVIDERS = ("pipelined", "iterative")
 
 def softmax_error_latency(cfg: SpikeGradConfig, divider: str = "pipelined") -> int:
     """Cycles from the last ``v`` transfer to the last ``u`` transfer without back-pressure:
-    ``2 * num_classes + prob_bits + 4`` with the pipelined divider,
+    ``2 * num_classes + prob_bits + 6`` with the pipelined divider,
     ``num_classes * (prob_bits + 8) + 1`` with the iterative one (see :class:`SoftmaxError`)."""
     if divider == "iterative":
         return cfg.num_classes * (cfg.prob_bits + 8) + 1
-    return 2 * cfg.num_classes + cfg.prob_bits + 4
+    return 2 * cfg.num_classes + cfg.prob_bits + 6
 
 
 class SoftmaxError(wiring.Component):
@@ -150,6 +150,12 @@ class SoftmaxError(wiring.Component):
         lut_valid = Signal()
         lut_index = Signal(range(n_classes))
         m.d.sync += lut_valid.eq(0)
+        step_valid = Signal()
+        step_r = Signal(range(lut_size))
+        step_index = Signal(range(n_classes))
+        if not iterative:
+            m.d.sync += [step_valid.eq(0), lut_valid.eq(step_valid), lut_index.eq(step_index)]
+            m.d.comb += lut_rd.addr.eq(step_r)
         with m.If(lut_valid):
             m.d.sync += total.eq(total + lut_rd.data)
             m.d.comb += [e_wr.en.eq(1), e_wr.addr.eq(lut_index), e_wr.data.eq(lut_rd.data)]
@@ -192,12 +198,19 @@ class SoftmaxError(wiring.Component):
                     distance.eq(v_max - v_rd.data),
                 ]
                 shifted = distance >> cfg.softmax_shift
-                m.d.comb += [
-                    step.eq(Mux(shifted >= lut_size - 1, lut_size - 1, shifted)),
-                    lut_rd.addr.eq(step),
-                ]
-                m.d.sync += [lut_valid.eq(1), lut_index.eq(count)]
-                next_class("DIV")
+                m.d.comb += step.eq(Mux(shifted >= lut_size - 1, lut_size - 1, shifted))
+                if iterative:
+                    m.d.comb += lut_rd.addr.eq(step)
+                    m.d.sync += [lut_valid.eq(1), lut_index.eq(count)]
+                else:
+                    # the ROM address is registered first (the subtraction, shift and clamp
+                    # behind the V read were an ECP5 path into the block RAM's address)
+                    m.d.sync += [step_valid.eq(1), step_r.eq(step), step_index.eq(count)]
+                next_class("DIV" if iterative else "EXP_END")
+            if not iterative:
+                with m.State("EXP_END"):
+                    # the last class's exponential is still on its way into ``total``
+                    m.next = "DIV"
             with m.State("DIV"):
                 # e_rd.data is e[feed_index] while feed_valid.
                 if not iterative:
@@ -235,10 +248,6 @@ class SoftmaxError(wiring.Component):
             """Assignments to ``u``: the rounded magnitude with its sign."""
             return [self.u.payload.index.eq(index), self.u.payload.value.eq(Mux(negative, -rounded, rounded)),
                     self.u.payload.last.eq(index == n_classes - 1)]
-
-        def scaled_error(negative, magnitude, index):
-            """Scale and round (half away from zero); assignments to ``u``."""
-            return signed_error(negative, scaled_magnitude(magnitude), index)
 
         if iterative:
             # One shift-subtract stage reused prob_bits + 1 times per class:
@@ -314,13 +323,18 @@ class SoftmaxError(wiring.Component):
                 rem = nrem
             valid, index, quot = nvalid, nindex, nquot
 
-        # Output stages: the label subtraction, then the scaling and rounding, a
-        # register each (together they were the slowest path of the core on an ECP5).
+        # Output stages: the label subtraction, the scaling and rounding, and the sign, a
+        # register each (together they were the slowest paths of the core on an ECP5).
         o_valid, o_neg = Signal(), Signal()
         o_mag = Signal(prob_bits + 1)
         o_index = Signal(range(n_classes))
+        r_valid, r_neg = Signal(), Signal()
+        r_rounded = Signal(cfg.error_bits - 1)
+        r_index = Signal(range(n_classes))
         neg, mag = error_terms(quot, index)
         with m.If(adv):
             m.d.sync += [o_valid.eq(valid), o_neg.eq(neg), o_mag.eq(mag), o_index.eq(index),
-                         self.u.valid.eq(o_valid), *scaled_error(o_neg, o_mag, o_index)]
+                         r_valid.eq(o_valid), r_neg.eq(o_neg), r_rounded.eq(scaled_magnitude(o_mag)),
+                         r_index.eq(o_index),
+                         self.u.valid.eq(r_valid), *signed_error(r_neg, r_rounded, r_index)]
         return m
