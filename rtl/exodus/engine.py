@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikecore.config import ExodusConfig
 from spikecore.config.exodus import ExodusOp, ExodusTarget
 from spikecore.host.protocol import exodus_layer_targets
 
+from ..column_memory import ColumnMemory
 from ..skid import SkidBuffer
 from .chi import COUNTER_BITS, ChiRecurrence, _check_int, index_bits, round_half_up_shift, saturating
 from .scanner import SetBitScanner
@@ -197,7 +197,9 @@ class TemporalLayerEngine(wiring.Component):
 
         # ------------------------------------------------------------ memories
         def mem(name, shape, depth):
-            mm = Memory(shape=shape, depth=depth, init=[])
+            # bit columns one block RAM deep each: no depth cascade multiplexer behind the reads
+            # (rtl/column_memory.py)
+            mm = ColumnMemory(shape=shape, depth=depth)
             m.submodules[name] = mm
             return mm
 

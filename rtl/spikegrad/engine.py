@@ -548,17 +548,13 @@ class LayerEngine(wiring.Component):
             # the next cycle's level); a combinational test put the queue level in front
             # of the queue's own write enable
             te_room = Signal()
-            if cfg.num_layers > 1 and self._ram_regs:
-                # the push is registered too (``s4_push``, below): the level plus the push in
-                # flight plus one for this cycle's possible push, so the test no longer waits
-                # for the threshold compare of EMIT
-                m.d.sync += te_room.eq(self.room_level + s4_push + 1 <= depth - 2)
-            elif cfg.num_layers > 1:
-                m.d.sync += te_room.eq(self.room_level + self.push <= depth - 2)
-            else:
+            if cfg.num_layers == 1:
                 m.d.comb += te_room.eq(1)
+            elif not self._ram_regs:
+                m.d.sync += te_room.eq(self.room_level + self.push <= depth - 2)
+            # (with stage-1 registers te_room is set after the FSM below)
             m.d.comb += te_addr.eq(te_g)
-            with m.FSM(name="te"):
+            with m.FSM(name="te") as te_fsm:
                 with m.State("IDLE"):
                     with m.If(self.start & (self.op == EngineOp.TOPEMIT)):
                         m.d.sync += te_g.eq(0)
@@ -611,6 +607,13 @@ class LayerEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += te_g.eq(te_g + 1)
                         m.next = "RD"
+            if cfg.num_layers > 1 and self._ram_regs:
+                # The push is registered too (``s4_push``): the level, plus the push in flight,
+                # plus one if a push may be decided this cycle (EMIT with room), so the test
+                # does not wait for EMIT's threshold compare. Exact enough for any queue depth:
+                # with nothing in flight it only asks that the queue have drained to depth - 2.
+                may_push = te_room & te_fsm.ongoing("EMIT")
+                m.d.sync += te_room.eq(self.room_level + s4_push + may_push <= depth - 2)
 
         te_c_out = te_c
         if self._ram_regs:
