@@ -284,8 +284,8 @@ class ChiRecurrence(wiring.Component):
 
             # stage 2 -> 3: c * lambda[n+1] (its own register: the multiplier is half the recurrence).
             # A group's first beat has lambda[n+1] = 0: the product register is cleared instead of
-            # the multiplier's input (a synchronous reset of the flip-flops, no logic between the
-            # lambda memory and the multiplier).
+            # the multiplier's input (a constant mux in front of the register, which synthesis can
+            # fold into its reset, instead of one between the lambda memory and the multiplier).
             p3 = Signal.like(p2, name=f"fg3_{l}")
             cl3 = Signal(signed(cfg.coef_bits + cfg.grad_bits), name=f"clam{l}")
             m3 = Signal(name=f"m3_{l}")
