@@ -1,10 +1,14 @@
-"""Saturating arithmetic shared by both engines."""
+"""Saturating arithmetic and multiplier operand splitting shared by both engines."""
 
 from __future__ import annotations
 
 from amaranth import Const, Mux, Value
 
-__all__ = ["out_of_range", "saturate"]
+__all__ = ["out_of_range", "saturate", "split_operand", "MULT_LOW_BITS"]
+
+#: The unsigned low part of a split operand: 17 bits and a 0 sign bit fill one 18-bit
+#: multiplier input (an ECP5 MULT18X18D, an iCE40 SB_MAC16 half).
+MULT_LOW_BITS = 17
 
 
 def out_of_range(value, bits: int):
@@ -31,3 +35,18 @@ def saturate(value, bits: int):
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     over, under = out_of_range(value, bits)
     return Mux(over, hi, Mux(under, lo, value)), over | under
+
+
+def split_operand(value, low_bits: int = MULT_LOW_BITS):
+    """``(lo, hi)`` with ``value == lo + (hi << low_bits)``: ``lo`` its low ``low_bits`` bits as an
+    unsigned Value, ``hi`` the rest as a signed one; ``(None, value)`` when it already fits one
+    ``low_bits + 1``-bit multiplier input.
+
+    A product with a wider operand needs two multipliers and an adder behind them; as two partial
+    products ``x*lo`` and ``x*hi``, each registered, the adder moves to the next stage (on an ECP5 a
+    24-bit operand's product with its adder did not fit 10 ns).
+    """
+    value = Value.cast(value)
+    if len(value) <= low_bits + 1:
+        return None, value
+    return value.as_unsigned()[:low_bits], value[low_bits:].as_signed()

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from cocotb_tests.exodus_chi.vectors import segment, standard_segments
 from golden.exodus.fixedpoint import build_tables
-from rtl.exodus.chi import LATENCY, ChiRecurrence, input_layout
+from rtl.exodus.chi import LATENCY, SPACING, ChiRecurrence, input_layout
 from spikecore.config import ExodusConfig
 
 # Same widths as the default, a coarser table (64 entries over the same span) to keep the simulator quick.
@@ -100,10 +100,22 @@ def test_direct_mode():
     assert got == seg["expected"]
 
 
-@pytest.mark.parametrize("groups", [1, 2])
+def _issue_cycles(groups: list[int]) -> list[int]:
+    """Cycle each beat leaves stage 1 under the documented rule: one beat per cycle, and a beat at
+    least SPACING cycles after the previous beat of its own group."""
+    out, last = [], {}
+    for k, g in enumerate(groups):
+        c = max(out[-1] + 1 if out else 0, last.get(g, -SPACING) + SPACING)
+        out.append(c)
+        last[g] = c
+    return out
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 4, 6])
 def test_throughput(groups):
-    """Steady state: N back-to-back beats leave the unit in N + LATENCY cycles; with one group every
-    beat but the first waits a cycle for its predecessor's lambda (2N - 1 + LATENCY)."""
+    """Steady state: N back-to-back beats of SPACING groups or more in turn leave the unit in
+    N + LATENCY cycles; with fewer groups a beat waits until the previous beat of its own group
+    is SPACING cycles ahead (one group: (N - 1) * SPACING + 1 + LATENCY)."""
     seg = segment(SMALL, steps=50, groups=groups, lanes=2, seed=1)
     dut = ChiRecurrence(SMALL, neurons=2 * groups, lanes=2)
     N = len(seg["beats"])
@@ -129,7 +141,12 @@ def test_throughput(groups):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    assert cycles == [(N if groups > 1 else 2 * N - 1) + LATENCY]
+    expect = _issue_cycles([b["index"] for b in seg["beats"]])[-1] + 1 + LATENCY
+    assert cycles == [expect]
+    if groups >= SPACING:
+        assert expect == N + LATENCY
+    if groups == 1:
+        assert expect == (N - 1) * SPACING + 1 + LATENCY
 
 
 @pytest.mark.filterwarnings("ignore:.*created but never used")

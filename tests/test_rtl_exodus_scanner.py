@@ -103,3 +103,27 @@ def test_load_restarts_the_scan():
 def test_bad_parameters(kwargs):
     with pytest.raises(ValueError, match="width|chunk"):
         SetBitScanner(**kwargs)
+
+
+@pytest.mark.parametrize("width", [16, 4, 7])
+def test_at_most_one_bit_tree(width):
+    """The carry-free test the scanner uses for "the current chunk ends this cycle": every word of
+    no, one and two set bits, and random ones, against a popcount."""
+    from amaranth import Module, Signal
+    from rtl.exodus.scanner import _at_most_one
+
+    x, y = Signal(width), Signal()
+    m = Module()
+    m.d.comb += y.eq(_at_most_one(x))
+    rng = random.Random(width)
+    words = ({0} | {1 << a for a in range(width)} | {(1 << a) | (1 << b) for a in range(width) for b in range(a)}
+             | {rng.getrandbits(width) for _ in range(300)})
+
+    async def bench(ctx):
+        for w in sorted(words):
+            ctx.set(x, w)
+            assert ctx.get(y) == (bin(w).count("1") <= 1), f"{w:#x}"
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()

@@ -153,8 +153,9 @@ def test_layer_engine_forward_against_golden(lanes):
     sim.run()
 
 
+@pytest.mark.parametrize("clamp_thresholds", [False, True])
 @pytest.mark.parametrize("lanes", [1, 4])
-def test_weight_update_unit_against_golden_rule(lanes):
+def test_weight_update_unit_against_golden_rule(lanes, clamp_thresholds):
     fi, fo = 6, 5
     cfg = cfg_for((fi, fo), lanes, weight_bits=6, theta_ff=30, theta_bp=30, count_bits=4, trace_bits=6, eta=2)
     rng = random.Random(lanes)
@@ -164,7 +165,7 @@ def test_weight_update_unit_against_golden_rule(lanes):
     E = [rng.choice((0, 0, 1, -1, 3, -4)) for _ in range(fo)]
     x = [rng.randint(-12, 12) for _ in range(fi)]
     geo = WeightGeometry(cfg, 0)
-    unit = WeightUpdateUnit(cfg, 0)
+    unit = WeightUpdateUnit(cfg, 0, clamp_thresholds=clamp_thresholds)
     wb = LaneBanks(signed(cfg.weight_bits), geo.depth, lanes, init=geo.store(w))
     G, H = geo.groups, geo.col_groups
     bb = LaneBanks(signed(cfg.weight_bits), G, lanes,

@@ -10,32 +10,38 @@ Per neuron and time step, streamed in reverse time order::
 a beat marked ``first``, i.e. at ``n = T - 1``); it lives in a small memory
 indexed by the neuron group, so any interleaving of neurons works.
 
-The recurrence takes two pipeline stages (the product ``c*lam_next`` is
-registered before the addition, rounding and saturation), so a beat needs the
-result of the beat two places ahead of it. Beats of different groups flow one
-per cycle; a beat that follows one of its own group directly waits one cycle
-(a bubble), after which the transparent read port forwards the value being
-written. A single group (one neuron, one lane) thus runs at one beat per two
-cycles, every other case at one per cycle.
+The recurrence spans four pipeline stages, each short enough for 100 MHz on an
+ECP5: ``lam_next`` is read and registered, the product ``c*lam_next`` is formed
+as two registered partial products (each one 18x18 multiplier, no adder behind
+it), the three terms are added (the rounding constant rides in with ``f*g``),
+and the sum is shifted and saturated. A beat reads ``lam_next`` while it waits
+in stage 1, and the read sees the write of the beat of its own group only once
+that beat is in the last stage, :data:`SPACING` places ahead. So beats of one
+group must be at least :data:`SPACING` beats apart; a closer one waits in stage
+1 (bubbles go on behind it). With :data:`SPACING` groups or more in turn every
+beat flows one per cycle; a single group (one neuron, one lane) runs at one
+beat per :data:`SPACING` cycles.
 """
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikecore.config import ExodusConfig
 
-from ..arith import saturate
+from ..arith import MULT_LOW_BITS, saturate, split_operand
 
-__all__ = ["ChiRecurrence", "COUNTER_BITS", "index_bits", "lane_layout", "input_layout", "output_layout",
+__all__ = ["ChiRecurrence", "COUNTER_BITS", "SPACING", "index_bits", "lane_layout", "input_layout", "output_layout",
            "table_write_layout", "saturating", "round_half_up_shift", "lut_index_expr", "LATENCY"]
 
 COUNTER_BITS = 32
 #: Cycles from an input transfer to its output beat being valid (no stalls).
-LATENCY = 5
+LATENCY = 7
+#: Fewest beats between two beats of one neuron group that flow without a wait (module docstring).
+SPACING = 4
 
 
 def index_bits(n: int) -> int:
@@ -128,8 +134,8 @@ class ChiRecurrence(wiring.Component):
         Neuron-steps in reverse time order; a beat with ``first`` starts a neuron group at ``n = T - 1``.
     o : ``Out(stream.Signature(output_layout(...)))``
         ``lambda[n]`` per lane, in input order, :data:`LATENCY` cycles after the input (stall-all pipeline:
-        ``i.ready = (~o.valid | o.ready) & ~hazard``, where the hazard is a beat directly behind one of its
-        own group; see the module docstring).
+        ``i.ready = (~o.valid | o.ready) & ~hazard``, where the hazard is a beat in stage 1 fewer than
+        :data:`SPACING` places behind one of its own group; see the module docstring).
     slayer : ``In(1)``
         SLAYER mode: the coefficient is the constant ``alpha`` (reset term dropped). Hold it during a sequence.
     table : ``In(stream.Signature(table_write_layout(cfg)))`` (only with ``writable_tables``)
@@ -189,28 +195,39 @@ class ChiRecurrence(wiring.Component):
         m = Module()
         tables = build_tables(cfg)
 
-        # ---- stage 1 registers (input beat, table reads issued)
+        # ---- stage a registers (input beat, table addresses: the index arithmetic on u in
+        # front of the block RAMs' address pins did not fit 10 ns on an ECP5)
+        va, firsta = Signal(), Signal()
+        idxa = Signal.like(self.i.payload.index)
+        lanea = Signal(data.ArrayLayout(lane_layout(cfg, direct=self._direct), lanes))
+        # ---- stage 1 registers (table reads and the lambda_next read issued)
         v1, first1 = Signal(), Signal()
         idx1 = Signal.like(self.i.payload.index)
         lane1 = Signal(data.ArrayLayout(lane_layout(cfg, direct=self._direct), lanes))
         # ---- stage b registers (table outputs registered: an ECP5 block RAM's 5.8 ns
-        # clock-to-output in front of a multiplier does not fit 10 ns)
+        # clock-to-output in front of a multiplier does not fit 10 ns); lambda_next on
+        # the memory output
         vb, firstb = Signal(), Signal()
         idxb = Signal.like(idx1)
-        # ---- stage 2 registers (f*g done, lambda_next read)
-        v2, first2 = Signal(), Signal()
+        # ---- stage 2 registers (f*g done, lambda_next registered)
+        v2 = Signal()
         idx2 = Signal.like(idx1)
-        # ---- stage 3 registers (c*lambda_next done)
+        # ---- stage 3 registers (the partial products of c*lambda_next done)
         v3 = Signal()
         idx3 = Signal.like(idx1)
+        # ---- stage 4 registers (the sum done; shift and saturation, lambda written)
+        v4 = Signal()
+        idx4 = Signal.like(idx1)
 
         # advance: the whole pipeline moves (stall-all on the output). hazard: the beat in
-        # stage b needs lambda of the beat in stage 2, which is written only from stage 3,
-        # so stage b (with stage 1 and the input) holds for a cycle and a bubble goes on
-        # into stage 2.
+        # stage 1 needs lambda of a beat of its group in stage b, 2 or 3, which is written
+        # only from stage 4, so stage 1 (with the input) holds and a bubble goes on into
+        # stage b; the read is repeated every cycle the beat waits.
         advance, hazard, advance1 = Signal(), Signal(), Signal()
+        ahead = [(vb, idxb), (v2, idx2), (v3, idx3)]
+        assert len(ahead) == SPACING - 1
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready),
-                     hazard.eq(vb & v2 & ~firstb & (idxb == idx2)),
+                     hazard.eq(v1 & ~first1 & Cat(*(v & (idx == idx1) for v, idx in ahead)).any()),
                      advance1.eq(advance & ~hazard),
                      self.i.ready.eq(advance1)]
 
@@ -224,11 +241,12 @@ class ChiRecurrence(wiring.Component):
             slayer_coef = Const(tables.slayer_coef, signed(cfg.coef_bits))
 
         with m.If(advance1):
-            m.d.sync += [v1.eq(self.i.valid), first1.eq(self.i.payload.first), idx1.eq(self.i.payload.index),
-                         lane1.eq(self.i.payload.lanes)]
-            m.d.sync += [vb.eq(v1), firstb.eq(first1), idxb.eq(idx1)]
+            m.d.sync += [va.eq(self.i.valid), firsta.eq(self.i.payload.first), idxa.eq(self.i.payload.index),
+                         lanea.eq(self.i.payload.lanes),
+                         v1.eq(va), first1.eq(firsta), idx1.eq(idxa), lane1.eq(lanea)]
         with m.If(advance):
-            m.d.sync += [v2.eq(vb & ~hazard), first2.eq(firstb), idx2.eq(idxb), v3.eq(v2), idx3.eq(idx2)]
+            m.d.sync += [vb.eq(v1 & ~hazard), firstb.eq(first1), idxb.eq(idx1),
+                         v2.eq(vb), idx2.eq(idxb), v3.eq(v2), idx3.eq(idx2), v4.eq(v3), idx4.eq(idx3)]
 
         n_sat = Signal(range(lanes + 1))
         half = cfg.lut_size // 2
@@ -242,14 +260,15 @@ class ChiRecurrence(wiring.Component):
                 cmem = Memory(shape=signed(cfg.coef_bits), depth=cfg.lut_size, init=tables.coef)
                 m.submodules[f"fprime{l}"] = fmem
                 m.submodules[f"coef{l}"] = cmem
-                addr = lut_index_expr(lin.u, cfg)
+                addr_a = Signal(range(cfg.lut_size), name=f"addr{l}")
                 # beyond the table: f' = 0 and c = alpha (docs/exodus.md §4, golden lut_lookup)
                 d = (lin.u - cfg.theta_q) >> cfg.lut_shift
-                outside1 = Signal(name=f"outside{l}")
+                outside_a, outside1 = Signal(name=f"outside_a{l}"), Signal(name=f"outside{l}")
                 with m.If(advance1):
-                    m.d.sync += outside1.eq((d < -half) | (d >= half))
+                    m.d.sync += [addr_a.eq(lut_index_expr(lin.u, cfg)), outside_a.eq((d < -half) | (d >= half)),
+                                 outside1.eq(outside_a)]
                 frd, crd = fmem.read_port(), cmem.read_port()
-                m.d.comb += [frd.addr.eq(addr), crd.addr.eq(addr), frd.en.eq(advance1), crd.en.eq(advance1)]
+                m.d.comb += [frd.addr.eq(addr_a), crd.addr.eq(addr_a), frd.en.eq(advance1), crd.en.eq(advance1)]
                 if self._writable:
                     for mem, field in ((fmem, "fprime"), (cmem, "coef")):
                         wp = mem.write_port()
@@ -264,54 +283,67 @@ class ChiRecurrence(wiring.Component):
             cb = Signal(signed(cfg.coef_bits), name=f"cb{l}")
             gb = Signal(signed(cfg.grad_bits), name=f"gb{l}")
             mb = Signal(name=f"mb{l}")
-            with m.If(advance1):
+            with m.If(advance):
                 m.d.sync += [fb.eq(f1), cb.eq(c1), gb.eq(lane1[l].g), mb.eq(lane1[l].m)]
 
-            # stage b -> 2: product f*g, coefficient, mask
-            p2 = Signal(signed(cfg.fprime_bits + cfg.grad_bits + 1), name=f"fg{l}")
-            c2 = Signal(signed(cfg.coef_bits), name=f"c{l}")
-            m2 = Signal(name=f"m{l}")
-            with m.If(advance):
-                m.d.sync += [p2.eq(fb * gb), c2.eq(Mux(self.slayer, slayer_coef, cb)), m2.eq(mb)]
-
-            # lambda[n+1] of this lane's neurons: read for the beat in stage b every cycle the
-            # pipeline moves (so a held beat reads again), used in stage 2, written from stage 3.
+            # lambda[n+1] of this lane's neurons: read for the beat in stage 1 every cycle the
+            # pipeline moves (so a waiting beat reads again, and the read of its last cycle
+            # there sees the write from stage 4 of that cycle), registered into stage 2 (a
+            # group's first beat takes 0), written from stage 4.
             lmem = Memory(shape=signed(cfg.grad_bits), depth=max(2, self.groups), init=[])  # no 0-bit address
             m.submodules[f"lam{l}"] = lmem
             lwp = lmem.write_port()
             lrd = lmem.read_port(transparent_for=(lwp,))
-            m.d.comb += [lrd.addr.eq(idxb), lrd.en.eq(advance)]
+            m.d.comb += [lrd.addr.eq(idx1), lrd.en.eq(advance)]
 
-            # stage 2 -> 3: c * lambda[n+1] (its own register: the multiplier is half the recurrence).
-            # A group's first beat has lambda[n+1] = 0: the product register is cleared instead of
-            # the multiplier's input (a constant mux in front of the register, which synthesis can
-            # fold into its reset, instead of one between the lambda memory and the multiplier).
-            p3 = Signal.like(p2, name=f"fg3_{l}")
-            cl3 = Signal(signed(cfg.coef_bits + cfg.grad_bits), name=f"clam{l}")
+            # stage b -> 2: product f*g, coefficient, mask, lambda[n+1]
+            p2 = Signal(signed(cfg.fprime_bits + cfg.grad_bits + 1), name=f"fg{l}")
+            c2 = Signal(signed(cfg.coef_bits), name=f"c{l}")
+            m2 = Signal(name=f"m{l}")
+            lam2 = Signal(signed(cfg.grad_bits), name=f"lamn{l}")
+            with m.If(advance):
+                m.d.sync += [p2.eq(fb * gb), c2.eq(Mux(self.slayer, slayer_coef, cb)), m2.eq(mb),
+                             lam2.eq(Mux(firstb, 0, lrd.data))]
+
+            # stage 2 -> 3: c * lambda[n+1] as two partial products from registers (a wide
+            # lambda is split into a low unsigned part and a high signed part, so each product
+            # is one multiplier with no adder behind it); the rounding constant joins f*g.
+            rnd = (1 << (F - 1)) if F > 0 else 0
+            p3 = Signal(signed(p2.shape().width + 1), name=f"fg3_{l}")
+            lo, hi = split_operand(lam2)
+            split = MULT_LOW_BITS if lo is not None else 0
+            cl3_lo = Signal(signed(cfg.coef_bits + split + 1), name=f"clam_lo{l}") if split else None
+            cl3_hi = Signal(signed(cfg.coef_bits + cfg.grad_bits - split), name=f"clam{l}")
             m3 = Signal(name=f"m3_{l}")
             with m.If(advance):
-                m.d.sync += [p3.eq(p2), cl3.eq(Mux(first2, 0, c2 * lrd.data)), m3.eq(m2)]
+                m.d.sync += [p3.eq(p2 + rnd), cl3_hi.eq(c2 * hi), m3.eq(m2)]
+                if split:
+                    m.d.sync += cl3_lo.eq(c2 * lo)
 
-            # stage 3: one addition, one rounding, one saturation
-            acc = Signal(signed(max(p3.shape().width, cl3.shape().width) + 1), name=f"acc{l}")
-            m.d.comb += acc.eq(p3 + cl3)
-            lam_sat, hit = saturating(m, round_half_up_shift(acc, F), cfg.grad_bits, f"lam{l}")
+            # stage 3 -> 4: the sum  f*g + rnd + c*lambda[n+1]
+            s4 = Signal(signed(max(p3.shape().width, cfg.coef_bits + cfg.grad_bits) + 2), name=f"acc{l}")
+            m4 = Signal(name=f"m4_{l}")
+            with m.If(advance):
+                m.d.sync += [s4.eq(p3 + (cl3_hi << split) + (cl3_lo if split else 0)), m4.eq(m3)]
+
+            # stage 4: the shift (round_half_up_shift: rnd is in the sum) and one saturation
+            lam_sat, hit = saturating(m, s4 >> F, cfg.grad_bits, f"lam{l}")
             lam = Signal(signed(cfg.grad_bits), name=f"lam_out{l}")
             hit_m = Signal(name=f"sat{l}")
-            m.d.comb += [lam.eq(Mux(m3, lam_sat, 0)), hit_m.eq(m3 & hit & v3),
-                         lwp.addr.eq(idx3), lwp.data.eq(lam), lwp.en.eq(advance & v3)]
+            m.d.comb += [lam.eq(Mux(m4, lam_sat, 0)), hit_m.eq(m4 & hit & v4),
+                         lwp.addr.eq(idx4), lwp.data.eq(lam), lwp.en.eq(advance & v4)]
             sat_bits.append(hit_m)
             with m.If(advance):
                 m.d.sync += self.o.payload.lam[l].eq(lam)
         m.d.comb += n_sat.eq(sum(sat_bits))
 
         with m.If(advance):
-            m.d.sync += [self.o.valid.eq(v3), self.o.payload.index.eq(idx3)]
+            m.d.sync += [self.o.valid.eq(v4), self.o.payload.index.eq(idx4)]
 
         # counters and the sticky flag; the saturation count of a beat is registered
         # first (one cycle later): the saturation test ends the recurrence's long path,
         # and a 32-bit counter behind it was the slowest path of the EXODUS engine.
-        fire = advance & v3
+        fire = advance & v4
         n_sat_r = Signal.like(n_sat)
         m.d.sync += n_sat_r.eq(Mux(fire & ~self.clear, n_sat, 0))
         with m.If(self.clear):

@@ -19,7 +19,7 @@ The host reads and writes every memory through ``host``/``rdata`` while the engi
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,9 +27,11 @@ from spikecore.config import ExodusConfig
 from spikecore.config.exodus import ExodusOp, ExodusTarget
 from spikecore.host.protocol import exodus_layer_targets
 
+from ..arith import split_operand
 from ..column_memory import ColumnMemory
 from ..skid import SkidBuffer
 from .chi import COUNTER_BITS, ChiRecurrence, _check_int, index_bits, round_half_up_shift, saturating
+from .chi import SPACING as CHI_SPACING
 from .scanner import SetBitScanner
 
 __all__ = ["TemporalLayerEngine", "Op", "Target", "cmd_layout", "host_layout", "flags_layout", "u_record_layout",
@@ -78,8 +80,9 @@ def _ram_ports(m, ports, *, hold, hold_names, direct_data):
     Returns ``(R, W)``: per memory a read and a write request (:class:`_Request`, comb
     signals, default 0). Each request reaches its port a cycle later, reads and writes
     alike, so the order of the operations at every RAM is what the FSM issued; read data
-    appears two cycles after the read request. While ``hold`` is high the read requests
-    of the ``hold_names`` memories stay in their registers and their RAMs keep their output.
+    appears three cycles after the read request (port registers, block RAM, the memory's
+    output register). While ``hold`` is high the read requests of the ``hold_names``
+    memories stay in their registers, and their RAMs and output registers keep their data.
     The memories named in ``direct_data`` take their write data unregistered from a source
     that holds it for the cycle after the request (the caller drives ``W[name].data``,
     which is then the port's own data signal).
@@ -94,7 +97,7 @@ def _ram_ports(m, ports, *, hold, hold_names, direct_data):
         if name in hold_names:
             with m.If(~hold):
                 m.d.sync += [rp.addr.eq(rq.addr), en_r.eq(rq.en)]
-            m.d.comb += rp.en.eq(en_r & ~hold)
+            m.d.comb += [rp.en.eq(en_r & ~hold), rp.oen.eq(~hold)]
         else:
             m.d.sync += [rp.addr.eq(rq.addr), en_r.eq(rq.en)]
             m.d.comb += rp.en.eq(en_r)
@@ -199,7 +202,8 @@ class TemporalLayerEngine(wiring.Component):
         def mem(name, shape, depth):
             # bit columns one block RAM deep each: no depth cascade multiplexer behind the reads
             # (rtl/column_memory.py)
-            mm = ColumnMemory(shape=shape, depth=depth)
+            # (read data registered per column: see ``_ram_ports``)
+            mm = ColumnMemory(shape=shape, depth=depth, output_register=True)
             m.submodules[name] = mm
             return mm
 
@@ -240,9 +244,9 @@ class TemporalLayerEngine(wiring.Component):
         TNO = Signal(range(TM * NO + 1))
         xw = Signal(NI)          # the input word of the current step
         pend0 = Signal()         # a read issued last cycle is in the RAM port registers now
-        pend = Signal()          # ... on the RAM output now
-        pend2 = Signal()         # ... and its registered data (w_r, lam_r) now
-        u_wait = Signal()        # F_ACC's first cycle: the u read is not on the RAM output yet
+        pend = Signal()          # ... on the block RAM output now
+        pend2 = Signal()         # ... and in the memory's output register (w_r, lam_r) now
+        u_wait = Signal(2)       # F_ACC's first two cycles: the u read is not in the output register yet
         z = Signal(signed(cfg.weight_bits + NI.bit_length() + 1))
         s_word = Signal(NO)
         m.d.comb += chi.slayer.eq(slayer)
@@ -268,8 +272,8 @@ class TemporalLayerEngine(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
         rd_pending0 = Signal()   # a host read was taken last cycle: it is in the RAM port registers
-        rd_pending = Signal()    # ... its data is on the RAM output
-        rd_pending2 = Signal()   # ... and now in the capture registers
+        rd_pending = Signal()    # ... its data is on the block RAM output
+        rd_pending2 = Signal()   # ... and now in the memory's output register (cap)
         host_busy = sat_pending | rd_pending0 | rd_pending | rd_pending2 | self.rdata.valid
         m.d.comb += [self.cmd.ready.eq(~cmd_held & ~host_held), self.host.ready.eq(~cmd_held & ~host_held)]
         with m.If(self.cmd.valid & self.cmd.ready):
@@ -315,13 +319,19 @@ class TemporalLayerEngine(wiring.Component):
         z_sat, z_hit = saturating(m, z, cfg.u_bits, "z")
         theta_s = Mux(s_prev, cfg.theta_q, 0)
         if cfg.reset_order == "after_decay":
-            prod = u_prev * cfg.alpha_q
+            factor = u_prev
             rest = z_sat - theta_s
         else:
-            prod = (u_prev - theta_s) * cfg.alpha_q
+            factor = u_prev - theta_s
             rest = z_sat
-        prod_r = Signal(prod.shape())
-        decay = round_half_up_shift(prod_r, cfg.alpha_frac)
+        # the decay product as two registered partial products (F_DECAY), summed with the
+        # rounding in F_ROUND: one multiplier per register, no adder behind it
+        f_lo, f_hi = split_operand(factor)
+        abits = len(Const(cfg.alpha_q)) + 1    # alpha_q as a signed operand
+        prod_lo = Signal(signed(len(f_lo) + 1 + abits), name="prod_lo") if f_lo is not None else None
+        prod_r = Signal(signed(len(f_hi) + abits), name="prod_r")
+        prod = (prod_r << (len(f_lo) if f_lo is not None else 0)) + (prod_lo if f_lo is not None else 0)
+        decay = round_half_up_shift(prod, cfg.alpha_frac)
         decay_r = Signal(signed(len(decay) + 1))
         rest_r = Signal(signed(cfg.u_bits + 2))
         z_hit_r = Signal()
@@ -339,8 +349,8 @@ class TemporalLayerEngine(wiring.Component):
 
         # gradient to the layer below
         mac = Signal(signed(cfg.weight_bits + cfg.grad_bits + NO.bit_length() + 1))
-        gp_prod = Signal(signed(cfg.weight_bits + cfg.grad_bits), reset_less=True)
-        pend3 = Signal()         # B_GP: the product (gp_prod) is to be added now
+        pend3 = Signal()         # B_GP: the operands are in w_m, lam_m
+        pend4 = Signal()         # ... and the partial products (gp_prod*) are to be added now
         gp_sat, gp_hit = saturating(m, round_half_up_shift(mac, cfg.u_frac), cfg.grad_bits, "gp")
         gp_word = Signal(data.ArrayLayout(signed(cfg.grad_bits), NI)) if self._backprop else None
         gp_el = Signal(signed(cfg.grad_bits), reset_less=True)
@@ -348,10 +358,10 @@ class TemporalLayerEngine(wiring.Component):
             # gp_word changes only in B_GPPUT, cycles after the B_GPW write request
             m.d.comb += W["gp"].data.eq(gp_word)
 
-        # Weight-gradient read-modify-write and update: five stages. The reads are
+        # Weight-gradient read-modify-write and update: six stages. The reads are
         # requested (iv_valid/iv_addr), reach the RAM port registers (rd_valid/rd_addr
-        # mark them), their block RAM outputs (5.8 ns
-        # clock-to-output on an ECP5) land in registers (wb_valid/wb_addr), the sums
+        # mark them), their block RAM outputs (5.8 ns clock-to-output on an ECP5) land in
+        # the memories' output registers (wb_valid/wb_addr; w_r, acc_r, lam_r), the sums
         # are registered (ar_valid/ar_addr), and saturation feeds the write-back.
         iv_valid = Signal()
         iv_addr = Signal(range(NI * NO))
@@ -359,20 +369,39 @@ class TemporalLayerEngine(wiring.Component):
         rd_addr = Signal(range(NI * NO))
         wb_valid = Signal()
         wb_addr = Signal(range(NI * NO))
-        w_r = Signal(signed(cfg.weight_bits), reset_less=True)
-        acc_r = Signal(signed(cfg.acc_bits), reset_less=True)
-        lam_r = Signal(signed(cfg.grad_bits), reset_less=True)
-        m.d.sync += [rd_valid.eq(iv_valid), rd_addr.eq(iv_addr), wb_valid.eq(rd_valid), wb_addr.eq(rd_addr),
-                     w_r.eq(R["w"].data), acc_r.eq(R["acc"].data), lam_r.eq(R["lam"].data)]
+        w_r, acc_r, lam_r = R["w"].data, R["acc"].data, R["lam"].data   # output registers
+        # B_GP: w*lambda as two registered partial products (lambda split: one multiplier
+        # each, no adder behind them), added to the sum in the next cycle. The operands are
+        # copied from the output registers first (w_m, lam_m): the route from a block RAM
+        # across the die and a multiplier did not fit one cycle together.
+        w_m = Signal.like(w_r, name="w_m", reset_less=True)
+        lam_m = Signal.like(lam_r, name="lam_m", reset_less=True)
+        l_lo, l_hi = split_operand(lam_m)
+        gp_prod = Signal(signed(cfg.weight_bits + len(l_hi)), reset_less=True)
+        gp_prod_lo = (Signal(signed(cfg.weight_bits + len(l_lo) + 1), reset_less=True, name="gp_prod_lo")
+                      if l_lo is not None else None)
+        gp_sum = (gp_prod << len(l_lo)) + gp_prod_lo if l_lo is not None else gp_prod
+        m.d.sync += [rd_valid.eq(iv_valid), rd_addr.eq(iv_addr), wb_valid.eq(rd_valid), wb_addr.eq(rd_addr)]
         # A fourth stage: the sums are registered (ar_*) before their saturation and the
         # write-back; rounding, subtraction and saturation in one cycle were too slow.
         ar_valid = Signal()
         ar_addr = Signal(range(NI * NO))
-        acc_raw = acc_r + lam_r
-        upd_raw = w_r - round_half_up_shift(acc_r, cfg.update_shift)
+        # Before that, the output registers are copied (xr_*) and the update's rounding is
+        # registered: the routes from the block RAMs' output registers across the die took
+        # most of a cycle in front of two carry chains.
+        xr_valid = Signal()
+        xr_addr = Signal(range(NI * NO))
+        acc_x, lam_x, w_x = (Signal.like(v, name=f"{n}_x", reset_less=True)
+                             for n, v in (("acc", acc_r), ("lam", lam_r), ("w", w_r)))
+        acc_rnd = round_half_up_shift(acc_r, cfg.update_shift)
+        acc_rnd_x = Signal(signed(len(acc_rnd)), reset_less=True)
+        m.d.sync += [xr_valid.eq(wb_valid), xr_addr.eq(wb_addr), acc_x.eq(acc_r), lam_x.eq(lam_r), w_x.eq(w_r),
+                     acc_rnd_x.eq(acc_rnd)]
+        acc_raw = acc_x + lam_x
+        upd_raw = w_x - acc_rnd_x
         acc_raw_r = Signal(acc_raw.shape(), reset_less=True)
         upd_raw_r = Signal(upd_raw.shape(), reset_less=True)
-        m.d.sync += [ar_valid.eq(wb_valid), ar_addr.eq(wb_addr), acc_raw_r.eq(acc_raw), upd_raw_r.eq(upd_raw)]
+        m.d.sync += [ar_valid.eq(xr_valid), ar_addr.eq(xr_addr), acc_raw_r.eq(acc_raw), upd_raw_r.eq(upd_raw)]
         acc_sum, acc_hit = saturating(m, acc_raw_r, cfg.acc_bits, "acc_sum")
         upd, upd_hit = saturating(m, upd_raw_r, cfg.weight_bits, "upd")
 
@@ -380,18 +409,21 @@ class TemporalLayerEngine(wiring.Component):
         iss_valid = Signal()     # a read of (u, g) in the RAM port registers
         iss_i = Signal(range(max(2, NO)))
         iss_first = Signal()
-        feed_valid = Signal()    # ... on the RAM outputs, offered to the chi feed
+        ram_valid = Signal()     # ... on the block RAM outputs
+        ram_i = Signal(range(max(2, NO)))
+        ram_first = Signal()
+        feed_valid = Signal()    # ... in the output registers, offered to the chi feed
         feed_i = Signal(range(max(2, NO)))
         feed_first = Signal()
-        # The feed puts the RAM outputs in registers before the chi unit turns u into table
-        # addresses.
+        # The feed puts the memories' output registers through one more register before the
+        # chi unit turns u into table addresses.
         feed_layout = data.StructLayout({"index": chi.i.payload.index.shape(), "first": 1,
                                          "u": signed(cfg.u_bits), "m": 1, "g": signed(cfg.grad_bits)})
-        if NO > 1:
-            # With two neurons or more the chi unit never refuses a beat (its only stall is a
-            # beat directly behind one of its own group, and consecutive beats here belong to
-            # different neurons; its output is always taken), so the feed is a plain register
-            # stage and the reads never hold. The neurons of a step come in order 0..NO-1, so
+        if NO >= CHI_SPACING:
+            # With CHI_SPACING neurons or more the chi unit never refuses a beat (its only stall
+            # is a beat fewer than CHI_SPACING places behind one of its own group, and the beats
+            # here go round the neurons in turn; its output is always taken), so the feed is a
+            # plain register stage and the reads never hold. The neurons of a step come in order 0..NO-1, so
             # the step's g word is loaded whole at neuron 0 into a shift register and moved
             # down one element per beat: element i is then always at the bottom. (A 25-way
             # multiplexer of 24-bit elements here was a long path and the densest routing of
@@ -405,11 +437,11 @@ class TemporalLayerEngine(wiring.Component):
                     m.d.sync += g_shift.as_value().eq(g_shift.as_value() >> cfg.grad_bits)
             g_elem = g_shift[0]
         else:
-            # A one-neuron layer: back-to-back steps stall the chi unit, so the feed is a
-            # skid buffer and the reads hold while it is full.
+            # A layer of fewer neurons: consecutive steps of a neuron stall the chi unit, so
+            # the feed is a skid buffer and the reads hold while it is full.
             feed = SkidBuffer(feed_layout)
             m.d.comb += ram_hold.eq(feed_valid & ~feed.i.ready)   # feed_valid is 0 outside B_CHI
-            m.d.comb += feed.i.payload.g.eq(R["g"].data[0])
+            m.d.comb += feed.i.payload.g.eq(R["g"].data[feed_i] if NO > 1 else R["g"].data[0])
             g_elem = feed.o.payload.g
         m.submodules.chi_feed = feed
         fo = feed.o.payload
@@ -433,12 +465,8 @@ class TemporalLayerEngine(wiring.Component):
         out_left = Signal(range(TM * NO + 1))
 
         rd_tgt = Signal(Target)
-        # every RAM output captured each cycle (w_r, acc_r, lam_r serve the datapaths too)
-        cap = {"w": w_r, "acc": acc_r, "lam": lam_r}
-        for name in R:
-            if name not in cap:
-                cap[name] = Signal.like(R[name].data, name=f"{name}_cap", reset_less=True)
-                m.d.sync += cap[name].eq(R[name].data)
+        # every memory's output register (w_r, acc_r, lam_r serve the datapaths too)
+        cap = {name: R[name].data for name in R}
 
         with m.FSM(name="engine"):
             with m.State("IDLE"):
@@ -462,10 +490,9 @@ class TemporalLayerEngine(wiring.Component):
                 m.d.sync += [rd_pending0.eq(0), rd_pending.eq(rd_pending0), rd_pending2.eq(rd_pending)]
                 with m.If(host_fire & ~hp.write):
                     m.d.sync += [rd_pending0.eq(1), rd_tgt.eq(hp.target)]
-                # Host reads take three cycles: the RAM port registers, then every RAM output is
-                # registered (cap) before the target multiplexer; a deep memory's cascade
-                # multiplexer and the target multiplexer behind a block RAM output were too
-                # slow for one cycle.
+                # Host reads take three cycles: the RAM port registers, the block RAM, then the
+                # memories' output registers (cap) before the target multiplexer; the target
+                # multiplexer behind a block RAM output was too slow for one cycle.
                 with m.If(rd_pending2):
                     with m.Switch(rd_tgt):
                         for name, tgt in addr_map.items():
@@ -479,7 +506,9 @@ class TemporalLayerEngine(wiring.Component):
                 with m.If(cmd_go):
                     c = cmd_q
                     m.d.sync += [n.eq(0), n_no.eq(0), i.eq(0), i_ni.eq(0), j.eq(0), pend0.eq(0), pend.eq(0),
-                                 iv_valid.eq(0), rd_valid.eq(0), wb_valid.eq(0), ar_valid.eq(0), s_word.eq(0)]
+                                 iv_valid.eq(0), rd_valid.eq(0), wb_valid.eq(0), xr_valid.eq(0), ar_valid.eq(0),
+                                 s_word.eq(0),
+                                 iss_valid.eq(0), ram_valid.eq(0), feed_valid.eq(0)]
                     with m.Switch(c.op):
                         with m.Case(Op.FORWARD):
                             m.d.sync += [T.eq(c.steps), TNO.eq(c.steps * NO)]
@@ -498,31 +527,35 @@ class TemporalLayerEngine(wiring.Component):
                 m.d.comb += [R["x"].addr.eq(n), R["x"].en.eq(1)]
                 m.next = "F_XWAIT"
             with m.State("F_XWAIT"):     # the read is in the RAM port registers
+                m.next = "F_XWAIT2"
+            with m.State("F_XWAIT2"):    # ... on the block RAM output
                 m.next = "F_XLOAD"
             with m.State("F_XLOAD"):
                 m.d.sync += [xw.eq(R["x"].data), i.eq(0), i_ni.eq(0)]
                 m.next = "F_NEURON"
             with m.State("F_NEURON"):
                 m.d.comb += [R["u"].addr.eq(n_no - NO + i), R["u"].en.eq(n != 0), scan.load.eq(1)]
-                m.d.sync += [z.eq(0), pend0.eq(0), pend.eq(0), pend2.eq(0), u_wait.eq(1)]
+                m.d.sync += [z.eq(0), pend0.eq(0), pend.eq(0), pend2.eq(0), u_wait.eq(0b11)]
                 m.next = "F_ACC"
             with m.State("F_ACC"):
                 # read W[i][j] for each input spike j; the read goes through the port registers
-                # (pend0), the RAM output (pend) lands in w_r and is added from there (pend2):
-                # no block RAM output drives an adder directly
+                # (pend0), the block RAM output (pend) lands in the output register w_r and is
+                # added from there (pend2): no block RAM output drives an adder directly
                 m.d.comb += [R["w"].addr.eq(i_ni + spk.o.payload), R["w"].en.eq(spk.o.valid),
                              spk.o.ready.eq(1)]
                 with m.If(pend2):
                     m.d.sync += z.eq(z + w_r)
                     m.d.comb += syn_inc.eq(1)
-                m.d.sync += [pend0.eq(spk.o.valid), pend.eq(pend0), pend2.eq(pend), u_wait.eq(0)]
-                # the u read issued in F_NEURON is on the RAM output from the second F_ACC cycle
-                # on (u_wait holds the first)
+                m.d.sync += [pend0.eq(spk.o.valid), pend.eq(pend0), pend2.eq(pend), u_wait.eq(u_wait >> 1)]
+                # the u read issued in F_NEURON is in the output register from the third F_ACC
+                # cycle on (u_wait holds the first two)
                 m.d.sync += u_prev.eq(Mux(n == 0, 0, u_prev_rec.u))
-                with m.If(scan_empty & ~pend0 & ~pend & ~pend2 & ~u_wait):
+                with m.If(scan_empty & ~pend0 & ~pend & ~pend2 & (u_wait == 0)):
                     m.next = "F_DECAY"
             with m.State("F_DECAY"):
-                m.d.sync += [prod_r.eq(prod), rest_r.eq(rest), z_hit_r.eq(z_hit)]
+                m.d.sync += [prod_r.eq(f_hi * cfg.alpha_q), rest_r.eq(rest), z_hit_r.eq(z_hit)]
+                if f_lo is not None:
+                    m.d.sync += prod_lo.eq(f_lo * cfg.alpha_q)
                 m.next = "F_ROUND"
             with m.State("F_ROUND"):
                 m.d.sync += decay_r.eq(decay)
@@ -550,8 +583,8 @@ class TemporalLayerEngine(wiring.Component):
             with m.State("B_CHI"):
                 # The feed holds (reads and all) while the chi unit refuses a beat: it takes
                 # one per cycle, but back-to-back steps of a one-neuron layer one per two.
-                # A read goes through the port registers (iss_*) to the RAM outputs (feed_*);
-                # while the feed is full (ram_hold) both stages hold.
+                # A read goes through the port registers (iss_*) and the block RAMs (ram_*) to
+                # the output registers (feed_*); while the feed is full (ram_hold) all three hold.
                 issuing, hold = Signal(), Signal()
                 m.d.comb += [hold.eq(ram_hold),
                              issuing.eq((n != TM) & ~hold)]  # n wraps to TM... marks "all issued" (see below)
@@ -559,7 +592,8 @@ class TemporalLayerEngine(wiring.Component):
                              R["g"].addr.eq(n), R["g"].en.eq(issuing)]
                 with m.If(~hold):
                     m.d.sync += [iss_valid.eq(issuing), iss_i.eq(i), iss_first.eq(n == T - 1),
-                                 feed_valid.eq(iss_valid), feed_i.eq(iss_i), feed_first.eq(iss_first)]
+                                 ram_valid.eq(iss_valid), ram_i.eq(iss_i), ram_first.eq(iss_first),
+                                 feed_valid.eq(ram_valid), feed_i.eq(ram_i), feed_first.eq(ram_first)]
                 with m.If(issuing):
                     with m.If(i == NO - 1):
                         m.d.sync += [i.eq(0), i_ni.eq(0), n.eq(Mux(n == 0, TM, n - 1)),
@@ -576,7 +610,7 @@ class TemporalLayerEngine(wiring.Component):
                         m.d.sync += out_i.eq(out_i + 1)
                     with m.If(out_left == 1):
                         m.d.sync += [n.eq(0), n_no.eq(0), i.eq(0), i_ni.eq(0), j.eq(0), pend0.eq(0), pend.eq(0),
-                                     iss_valid.eq(0), feed_valid.eq(0)]
+                                     iss_valid.eq(0), ram_valid.eq(0), feed_valid.eq(0)]
                         m.next = "B_GP" if self._backprop else "B_WX"
 
             # ---------------------------------------------------------- backward: gradient to the layer below
@@ -590,17 +624,22 @@ class TemporalLayerEngine(wiring.Component):
                                      R["w"].addr.eq(i_ni + j), R["w"].en.eq(issuing),
                                      R["lam"].addr.eq(n_no + i), R["lam"].en.eq(issuing)]
                         # the product of the registered RAM outputs (w_r, lam_r) is registered
-                        # (gp_prod), then added: a multiplier and a wide adder in series are
-                        # too slow for one cycle
+                        # as partial products (gp_prod*), then added: a multiplier and a wide
+                        # adder in series are too slow for one cycle
                         with m.If(i == 0):
                             m.d.sync += mac.eq(0)
                         with m.If(pend2):
-                            m.d.sync += gp_prod.eq(w_r * lam_r)
+                            m.d.sync += [w_m.eq(w_r), lam_m.eq(lam_r)]
                         with m.If(pend3):
-                            m.d.sync += mac.eq(mac + gp_prod)
+                            m.d.sync += gp_prod.eq(w_m * l_hi)
+                            if l_lo is not None:
+                                m.d.sync += gp_prod_lo.eq(w_m * l_lo)
+                        with m.If(pend4):
+                            m.d.sync += mac.eq(mac + gp_sum)
                         m.d.sync += [pend0.eq(issuing), pend.eq(pend0), pend2.eq(pend), pend3.eq(pend2),
+                                     pend4.eq(pend3),
                                      i.eq(Mux(issuing, i + 1, i)), i_ni.eq(Mux(issuing, i_ni + NI, i_ni))]
-                        with m.If(~issuing & ~pend0 & ~pend & ~pend2 & ~pend3):
+                        with m.If(~issuing & ~pend0 & ~pend & ~pend2 & ~pend3 & ~pend4):
                             m.next = "B_GPEL"
                 with m.State("B_GPEL"):
                     # the element is rounded and saturated into gp_el, and goes into the
@@ -630,6 +669,8 @@ class TemporalLayerEngine(wiring.Component):
                 m.d.sync += [i.eq(0), i_ni.eq(0), iv_valid.eq(0), rd_valid.eq(0)]
                 m.next = "B_WXWAIT"
             with m.State("B_WXWAIT"):    # the read is in the RAM port registers
+                m.next = "B_WXWAIT2"
+            with m.State("B_WXWAIT2"):   # ... on the block RAM output
                 m.next = "B_WLOAD"
             with m.State("B_WLOAD"):
                 m.d.sync += xw.eq(R["x"].data)
@@ -653,7 +694,7 @@ class TemporalLayerEngine(wiring.Component):
                         m.d.sync += [i.eq(0), i_ni.eq(0)]
                     with m.Else():
                         m.d.sync += [i.eq(i + 1), i_ni.eq(i_ni + NI)]
-                with m.Elif(scan_empty & ~iv_valid & ~rd_valid & ~wb_valid & ~ar_valid):
+                with m.Elif(scan_empty & ~iv_valid & ~rd_valid & ~wb_valid & ~xr_valid & ~ar_valid):
                     m.d.sync += [n.eq(n + 1), n_no.eq(n_no + NO)]
                     with m.If(n == T - 1):
                         m.next = "IDLE"
@@ -672,7 +713,7 @@ class TemporalLayerEngine(wiring.Component):
                                  W["acc"].addr.eq(ar_addr), W["acc"].data.eq(0), W["acc"].en.eq(1),
                                  wb_upd.eq(1)]
                 m.d.sync += [iv_valid.eq(issuing), iv_addr.eq(k), k.eq(Mux(issuing, k + 1, k))]
-                with m.If(~issuing & ~iv_valid & ~rd_valid & ~wb_valid & ~ar_valid):
+                with m.If(~issuing & ~iv_valid & ~rd_valid & ~wb_valid & ~xr_valid & ~ar_valid):
                     m.d.sync += k.eq(0)
                     m.next = "IDLE"
 

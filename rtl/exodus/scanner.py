@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,6 +12,21 @@ __all__ = ["SetBitScanner"]
 def _onehot_lowest(word):
     """The lowest set bit of ``word`` as a one-hot word (``x & -x``: one short carry chain)."""
     return word & (~word + 1)[:len(word)]
+
+
+def _at_most_one(word):
+    """Whether ``word`` has at most one set bit, as a shallow tree (no carry chain): per group
+    of four bits "any" and "two or more", then the same over the groups."""
+    bits = list(word)
+    while len(bits) % 4:
+        bits.append(C(0, 1))
+    groups = [Cat(*bits[k:k + 4]) for k in range(0, len(bits), 4)]
+    anys = [g.any() for g in groups]
+    many = [Cat(*(g[a] & g[b] for a in range(4) for b in range(a + 1, 4))).any() for g in groups]
+    if len(groups) == 1:
+        return ~many[0]
+    two_groups = Cat(*(anys[a] & anys[b] for a in range(len(anys)) for b in range(a + 1, len(anys)))).any()
+    return ~(Cat(*many).any() | two_groups)
 
 
 def _onehot_index(onehot, width):
@@ -93,6 +108,9 @@ class SetBitScanner(wiring.Component):
         advance = ~self.o.valid | self.o.ready
         rest = Signal(K)                    # cw after this cycle's emission
         m.d.comb += rest.eq(Mux(advance, cw & ~lowhot, cw))
+        # rest == 0, without the carry of lowhot: the test enables the chunk registers
+        exhausted = Signal()
+        m.d.comb += exhausted.eq(Mux(advance, _at_most_one(cw), cw == 0))
         m.d.comb += self.empty.eq(~self.o.valid & (cw == 0) & (nsel == 0))
 
         with m.If(advance):
@@ -102,7 +120,7 @@ class SetBitScanner(wiring.Component):
             nz = Cat(chunk_of(self.word, c).any() for c in range(C))     # the last chunk may be short
             m.d.sync += [chunks.eq(self.word), cnz.eq(nz), nsel.eq(_onehot_lowest(nz)), cw.eq(0),
                          self.o.valid.eq(0)]
-        with m.Elif((rest == 0) & (nsel != 0)):
+        with m.Elif(exhausted & (nsel != 0)):
             left = cnz & ~nsel
             m.d.sync += [cw.eq(take), cbase.eq(take_idx), cnz.eq(left), nsel.eq(_onehot_lowest(left))]
         with m.Else():

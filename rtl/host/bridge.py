@@ -91,8 +91,10 @@ class HostBridge(wiring.Component):
     rx_fifo_depth : bytes buffered between the receiver and the parser.
     exodus : the :class:`ExodusConfig` of an attached :class:`rtl.exodus.network.ExodusNetwork`, or None
         (then the EX_* commands are unknown and nothing of them is built).
-    registered_walk_end : keep the value walks' end test in a register (one flip-flop more; the
-        ECP5 builds use it, the full iCE40 does not need it). Same behaviour either way.
+    registered_walk_end : keep the value walks' end test, the next walk address and the command and
+        length checks in registers a cycle ahead, and the response length minus one a cycle behind
+        (a few flip-flops more; the ECP5 builds use it, the full iCE40 has no room for it). Same
+        behaviour either way.
 
     Members
     -------
@@ -315,11 +317,15 @@ class HostBridge(wiring.Component):
         # register loaded from pos's next value (len_r does not change inside a frame's
         # walk), so the compare does not sit in front of the next address (pos_n), which
         # is the request buffer's read address.
+        # Likewise ``pos + 1``, the walks' next address: a register loaded with pos's next value
+        # plus one, so no carry chain sits between the state machine and the buffer's address.
         if self._registered_walk_end:
             walk_end = Signal()
-            m.d.sync += walk_end.eq(pos_n == len_r)
+            pos_inc = Signal(8)
+            m.d.sync += [walk_end.eq(pos_n == len_r), pos_inc.eq(pos_n + 1)]
         else:
             walk_end = pos == len_r
+            pos_inc = pos + 1
         widx = Signal(16)
         kbyte = Signal(range(8))
         sh = Signal(8 * max(wb, vb, cb))
@@ -369,8 +375,17 @@ class HostBridge(wiring.Component):
         last_beat = Signal()
         rst_wait = Signal(2)
 
+        # With the registered walk bookkeeping (ECP5) plen_m1 follows plen a cycle later
+        # (STATIC, its only reader, comes four header bytes after a response starts), so no
+        # response decision ends in a carry chain.
+        if self._registered_walk_end:
+            m.d.sync += plen_m1.eq(plen - 1)
+
         def respond(status, length=0):
-            m.d.sync += [status_r.eq(status), plen.eq(length), plen_m1.eq(length - 1), hidx.eq(0)]
+            if self._registered_walk_end:
+                m.d.sync += [status_r.eq(status), plen.eq(length), hidx.eq(0)]
+            else:
+                m.d.sync += [status_r.eq(status), plen.eq(length), plen_m1.eq(length - 1), hidx.eq(0)]
             m.next = "HDR"
 
         def send(value):
@@ -389,7 +404,8 @@ class HostBridge(wiring.Component):
 
         if ex is not None:
             exodus_fields, exodus_states = self._exodus_logic(m, hdr=hdr, cmd_r=cmd_r, len_r=len_r, pos=pos,
-                                                              pos_n=pos_n, walk_end=walk_end, buf_r=buf_r,
+                                                              pos_n=pos_n, pos_inc=pos_inc, walk_end=walk_end,
+                                                              buf_r=buf_r,
                                                               remaining=remaining,
                                                               respond=respond, send=send,
                                                               crc_on=crc_on, snapshot=snapshot)
@@ -408,18 +424,32 @@ class HostBridge(wiring.Component):
         # transitions.
         unknown_cmd, bad_len = Signal(init=1), Signal()
         unknown_c, bad_len_c = Signal(), Signal()
-        with m.Switch(cmd_r):
-            for cmd, n in exact.items():
-                with m.Case(cmd):
-                    m.d.comb += bad_len_c.eq(len_r != n)
-            for cmd, base, eb in ((Cmd.WRITE_WEIGHTS, WRITE_HEADER, wb), (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb)):
-                with m.Case(cmd):
-                    m.d.comb += bad_len_c.eq((len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool())
-            for cmd, n in minimum.items():
-                with m.Case(cmd):
-                    m.d.comb += bad_len_c.eq(len_r < n)
-            with m.Default():
-                m.d.comb += unknown_c.eq(1)
+        if self._registered_walk_end:
+            # Two register stages (RCRC1 and RCRC2 both lie between LEN and CHECK): each
+            # command's decode and its length test are registered apart, then combined.
+            tests = ([(cmd, len_r != n) for cmd, n in exact.items()]
+                     + [(cmd, (len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool())
+                        for cmd, base, eb in ((Cmd.WRITE_WEIGHTS, WRITE_HEADER, wb),
+                                              (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb))]
+                     + [(cmd, len_r < n) for cmd, n in minimum.items()])
+            assert len({cmd for cmd, _ in tests}) == len(tests)   # (a Switch takes the first case)
+            is_cmd = Signal(len(tests))
+            len_bad = Signal(len(tests))
+            m.d.sync += [is_cmd.eq(Cat(cmd_r == cmd for cmd, _ in tests)), len_bad.eq(Cat(t for _, t in tests))]
+            m.d.comb += [unknown_c.eq(~is_cmd.any()), bad_len_c.eq((is_cmd & len_bad).any())]
+        else:
+            with m.Switch(cmd_r):
+                for cmd, n in exact.items():
+                    with m.Case(cmd):
+                        m.d.comb += bad_len_c.eq(len_r != n)
+                for cmd, base, eb in ((Cmd.WRITE_WEIGHTS, WRITE_HEADER, wb), (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb)):
+                    with m.Case(cmd):
+                        m.d.comb += bad_len_c.eq((len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool())
+                for cmd, n in minimum.items():
+                    with m.Case(cmd):
+                        m.d.comb += bad_len_c.eq(len_r < n)
+                with m.Default():
+                    m.d.comb += unknown_c.eq(1)
         m.d.sync += [unknown_cmd.eq(unknown_c), bad_len.eq(bad_len_c)]
 
         with m.FSM() as fsm:
@@ -535,15 +565,22 @@ class HostBridge(wiring.Component):
 
             # ============================================== validate, then commit, a value list
             with m.State("WALK"):
+                if self._registered_walk_end:
+                    # the next address whatever the walk decides at its end (after the commit
+                    # pass the response follows and pos is not read again), so only the walk's
+                    # end register, not the commit flag, reaches the buffer's address
+                    m.d.comb += pos_n.eq(Mux(walk_end, walk_base, pos_inc))
                 with m.If(walk_end):
                     with m.If(commit):
                         respond(Status.OK)
                     with m.Else():
-                        m.d.comb += pos_n.eq(walk_base)
+                        if not self._registered_walk_end:
+                            m.d.comb += pos_n.eq(walk_base)
                         m.d.sync += [commit.eq(1), kbyte.eq(0),
                                      widx.eq(Mux(is_w, f_start, f_sstart))]
                 with m.Else():
-                    m.d.comb += pos_n.eq(pos + 1)
+                    if not self._registered_walk_end:
+                        m.d.comb += pos_n.eq(pos_inc)
                     m.d.sync += [acc_w.eq(acc_w_next), acc_c.eq(acc_c_next),
                                  kbyte.eq(Mux(walk_last_byte, 0, kbyte + 1))]
                     with m.If(walk_last_byte):
@@ -689,7 +726,7 @@ class HostBridge(wiring.Component):
                      self.busy.eq(~(fsm.ongoing("HUNT") | receiving) | txs.o.valid | utx.busy)]
         return m
 
-    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, walk_end, buf_r, remaining, respond, send,
+    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, pos_inc, walk_end, buf_r, remaining, respond, send,
                       crc_on, snapshot):
         """The EX_* commands: ``(fields, states)``, two callables that add the FIELDS cases and the
         states inside the bridge's FSM (checks in the order of ``docs/protocol.md``)."""
@@ -809,7 +846,7 @@ class HostBridge(wiring.Component):
             # of exd's enables, 600 bits with the ULX3S configuration).
             with m.State("EX_WALK"):     # assemble each element from its bytes, then write it
                 # the next byte's address whether or not this was the last (then pos is unused)
-                m.d.comb += pos_n.eq(pos + 1)
+                m.d.comb += pos_n.eq(pos_inc)
                 with m.If(walk_end):
                     respond(Status.OK)
                 with m.Else():

@@ -54,7 +54,8 @@ class SpikeGradCore(wiring.Component):
         interface (tests may substitute a stand-in); default :class:`SoftmaxError`.
     counter_bits : width of each performance counter (default ``COUNTER_BITS`` = 32; they wrap).
         Small FPGAs use fewer; the host bridge zero-extends them to the wire format's 32 bits.
-    register_ram_outputs : the layer engines' stage-1 registers (see :class:`LayerEngine`);
+    register_ram_outputs : the layer engines' stage-1 registers (see :class:`LayerEngine`) and the
+        update units' clamp thresholds (``clamp_thresholds`` of :class:`WeightUpdateUnit`);
         False saves logic cells on small FPGAs. Results are identical either way.
 
     Members
@@ -115,7 +116,7 @@ class SpikeGradCore(wiring.Component):
         geo = [WeightGeometry(cfg, l) for l in range(L)]
         wbank = [LaneBanks(signed(cfg.weight_bits), geo[l].depth, P) for l in range(L)]
         bbank = [LaneBanks(signed(cfg.weight_bits), geo[l].groups, P) for l in range(L)]
-        upd = [WeightUpdateUnit(cfg, l) for l in range(L)]
+        upd = [WeightUpdateUnit(cfg, l, clamp_thresholds=self._ram_regs) for l in range(L)]
         for l in range(L):
             m.submodules[f"weights{l}"] = wbank[l]
             m.submodules[f"bias{l}"] = bbank[l]
@@ -250,8 +251,15 @@ class SpikeGradCore(wiring.Component):
         resp_sel = Signal(max(lb, 1))
         resp_valid = Signal()
         resp_data = Signal(signed(cfg.weight_bits))
-        m.d.comb += [self.weights.ready.eq(~resp_pending & ~resp_valid),
-                     self.weights_rdata.valid.eq(resp_valid), self.weights_rdata.payload.eq(resp_data)]
+        # With stage-1 registers (ECP5) a read answers a cycle later: the bank outputs are
+        # registered (wcap, bcap) before the lane and layer selects (a block RAM's 5.8 ns
+        # clock-to-output and those multiplexers did not fit 10 ns in the dual build).
+        resp_pending2 = Signal()
+        if self._ram_regs:
+            m.d.comb += self.weights.ready.eq(~resp_pending & ~resp_pending2 & ~resp_valid)
+        else:
+            m.d.comb += self.weights.ready.eq(~resp_pending & ~resp_valid)
+        m.d.comb += [self.weights_rdata.valid.eq(resp_valid), self.weights_rdata.payload.eq(resp_data)]
         take = Signal()
         m.d.comb += take.eq(self.weights.valid & self.weights.ready)
         in_range = Signal()
@@ -284,14 +292,29 @@ class SpikeGradCore(wiring.Component):
         with m.If(take & ~acc.write):
             m.d.sync += [resp_pending.eq(1), resp_ok.eq(ok), resp_bias.eq(acc.bias), resp_layer.eq(acc.layer),
                          resp_sel.eq(sel)]
-        with m.If(resp_pending):
-            m.d.sync += [resp_pending.eq(0), resp_valid.eq(1), resp_data.eq(0)]
-            with m.If(resp_ok):
-                for l in range(L):
-                    with m.If(resp_layer == l):
-                        wd = Array([wbank[l].rdata[b] for b in range(P)])[resp_sel]
-                        bd = Array([bbank[l].rdata[b] for b in range(P)])[resp_sel]
-                        m.d.sync += resp_data.eq(Mux(resp_bias, bd, wd))
+        if self._ram_regs:
+            wcap = [Signal.like(wbank[l].rdata, name=f"wcap{l}", reset_less=True) for l in range(L)]
+            bcap = [Signal.like(bbank[l].rdata, name=f"bcap{l}", reset_less=True) for l in range(L)]
+            m.d.sync += [c.eq(bank.rdata) for c, bank in zip(wcap + bcap, wbank + bbank)]
+            with m.If(resp_pending):
+                m.d.sync += [resp_pending.eq(0), resp_pending2.eq(1)]
+            with m.If(resp_pending2):
+                m.d.sync += [resp_pending2.eq(0), resp_valid.eq(1), resp_data.eq(0)]
+                with m.If(resp_ok):
+                    for l in range(L):
+                        with m.If(resp_layer == l):
+                            wd = Array([wcap[l][b] for b in range(P)])[resp_sel]
+                            bd = Array([bcap[l][b] for b in range(P)])[resp_sel]
+                            m.d.sync += resp_data.eq(Mux(resp_bias, bd, wd))
+        else:
+            with m.If(resp_pending):
+                m.d.sync += [resp_pending.eq(0), resp_valid.eq(1), resp_data.eq(0)]
+                with m.If(resp_ok):
+                    for l in range(L):
+                        with m.If(resp_layer == l):
+                            wd = Array([wbank[l].rdata[b] for b in range(P)])[resp_sel]
+                            bd = Array([bbank[l].rdata[b] for b in range(P)])[resp_sel]
+                            m.d.sync += resp_data.eq(Mux(resp_bias, bd, wd))
         with m.If(self.weights_rdata.valid & self.weights_rdata.ready):
             m.d.sync += resp_valid.eq(0)
 

@@ -544,6 +544,13 @@ class LayerEngine(wiring.Component):
             te_e = [Signal(signed(cb), name=f"te_e{q}") for q in range(P)]
             au, ae = Array(te_u), Array(te_e)
             cu, ce = au[te_q], ae[te_q]
+            # With stage-1 registers the current lane's u and e are mirrored in registers
+            # (cur_u, cur_e) that EMIT tests and updates, so no lane multiplexer sits in front
+            # of the threshold compares, whose result enables every lane's registers.
+            if self._ram_regs:
+                cur_u, cur_e = Signal(signed(eb), name="te_cur_u"), Signal(signed(cb), name="te_cur_e")
+            else:
+                cur_u, cur_e = cu, ce
             # registered like room_ok (the level plus this cycle's push can only overstate
             # the next cycle's level); a combinational test put the queue level in front
             # of the queue's own write enable
@@ -574,17 +581,21 @@ class LayerEngine(wiring.Component):
                         m.d.comb += self.u.ready.eq(1)
                         with m.If(self.u.valid):
                             m.d.sync += cu.eq(self.u.payload)
+                            if self._ram_regs:
+                                m.d.sync += [cur_u.eq(self.u.payload), cur_e.eq(ce)]
                             m.next = "EMIT"
                     with m.Else():
                         m.next = "WR"
                 with m.State("EMIT"):
                     m.d.comb += te_active.eq(1)
-                    zp, zn = cu >= th_b, cu <= -th_b
+                    zp, zn = cur_u >= th_b, cur_u <= -th_b
                     with m.If(zp | zn):
                         with m.If(te_room):
-                            m.d.sync += cu.eq(addsub(cu, th_b, ~zn))
-                            ecl2, efl2 = saturate(addsub(ce, 1, zn), cb)
-                            m.d.sync += ce.eq(ecl2)
+                            u_next = addsub(cur_u, th_b, ~zn)
+                            ecl2, efl2 = saturate(addsub(cur_e, 1, zn), cb)
+                            m.d.sync += [cu.eq(u_next), ce.eq(ecl2)]
+                            if self._ram_regs:
+                                m.d.sync += [cur_u.eq(u_next), cur_e.eq(ecl2)]
                             m.d.comb += te_c.eq(efl2)
                             if cfg.num_layers > 1:
                                 push_dom = m.d.sync if self._ram_regs else m.d.comb

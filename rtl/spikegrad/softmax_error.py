@@ -134,7 +134,12 @@ class SoftmaxError(wiring.Component):
         m.submodules.v_mem = v_mem = Memory(shape=signed(cfg.membrane_bits), depth=max(2, n_classes), init=[])
         v_wr = v_mem.write_port()
         v_rd = v_mem.read_port(transparent_for=(v_wr,))
-        m.submodules.lut = lut = Memory(shape=unsigned(exp_bits + 1), depth=lut_size, init=exp_lut(cfg))
+        # With the pipelined divider (the fast variant) the ROM is logic: its registered read
+        # then takes a few LUT levels, where a block RAM's 5.8 ns clock-to-output and the
+        # route to ``total``'s adder did not fit 10 ns on an ECP5 (about 550 LUTs for the
+        # default 1024 x 17 bits).
+        m.submodules.lut = lut = Memory(shape=unsigned(exp_bits + 1), depth=lut_size, init=exp_lut(cfg),
+                                        attrs=None if iterative else {"rom_style": "logic"})
         lut_rd = lut.read_port()
         m.submodules.e_mem = e_mem = Memory(shape=unsigned(exp_bits + 1), depth=max(2, n_classes), init=[])
         e_wr = e_mem.write_port()
@@ -198,7 +203,13 @@ class SoftmaxError(wiring.Component):
                     distance.eq(v_max - v_rd.data),
                 ]
                 shifted = distance >> cfg.softmax_shift
-                m.d.comb += step.eq(Mux(shifted >= lut_size - 1, lut_size - 1, shifted))
+                if not iterative and lut_size & (lut_size - 1) == 0:
+                    # the same clamp (at lut_size - 1 both give lut_size - 1) as an OR of the
+                    # bits above the table index: no comparator's carry behind the subtraction
+                    k = lut_size.bit_length() - 1
+                    m.d.comb += step.eq(Mux(shifted[k:].any(), lut_size - 1, shifted))
+                else:
+                    m.d.comb += step.eq(Mux(shifted >= lut_size - 1, lut_size - 1, shifted))
                 if iterative:
                     m.d.comb += lut_rd.addr.eq(step)
                     m.d.sync += [lut_valid.eq(1), lut_index.eq(count)]

@@ -19,6 +19,13 @@ def _clamp(value, limit):
     return Mux(over, limit, Mux(under, -limit, value)), over | under
 
 
+def _clamp_by_thresholds(acc, total, hi, lo, limit):
+    """``_clamp(total, limit)`` where ``total = acc + addend`` and ``hi = limit - addend``,
+    ``lo = -limit - addend``: the tests compare ``acc``, not the sum."""
+    over, under = acc > hi, acc < lo
+    return Mux(over, limit, Mux(under, -limit, total)), over | under
+
+
 class WeightUpdateUnit(wiring.Component):
     """Applies the accumulated error counts ``E`` of layer ``layer`` to ``W[layer]`` and ``b[layer]``.
 
@@ -39,10 +46,19 @@ class WeightUpdateUnit(wiring.Component):
     b_raddr, b_rdata, b_we, b_waddr, b_wdata : the bias lanes.
     clamped : ``Out(1)`` -- a clamp happened this cycle.
     ops : ``Out`` -- additions performed this cycle (for ``update_ops``).
+
+    With ``clamp_thresholds`` (the ECP5 builds) LOAD also registers the signed addend and, per
+    lane, the two values of ``acc`` beyond which the sum clamps (``limit - addend`` and
+    ``-limit - addend``), so each addition's clamp tests compare ``acc`` itself, beside the
+    adder instead of behind it (the addition, two comparisons and the selects in series were
+    one of the dual ULX3S build's last failing paths). Same results; more flip-flops.
     """
 
-    def __init__(self, cfg: SpikeGradConfig, layer: int):
+    def __init__(self, cfg: SpikeGradConfig, layer: int, *, clamp_thresholds: bool = False):
         check_layer_args(cfg, layer)
+        if not isinstance(clamp_thresholds, bool):
+            raise TypeError(f"clamp_thresholds must be a bool, not {clamp_thresholds!r}")
+        self._thresholds = clamp_thresholds
         self._cfg, self._layer = cfg, layer
         P = cfg.lanes
         self._geo = geo = WeightGeometry(cfg, layer)
@@ -93,6 +109,12 @@ class WeightUpdateUnit(wiring.Component):
         xr = [Signal(signed(cfg.trace_bits), name=f"xr{p}") for p in range(P)]
         bacc = Signal(signed(cfg.weight_bits))
         do_bias = cfg.bias
+        if self._thresholds:
+            tw = signed(max(cfg.weight_bits, cfg.trace_bits) + 2)
+            xs = [Signal(signed(cfg.trace_bits + 1), name=f"xs{p}") for p in range(P)]   # -sign(E) * x
+            hi_t = [Signal(tw, name=f"hi_t{p}") for p in range(P)]   # acc > hi_t: the sum is above +limit
+            lo_t = [Signal(tw, name=f"lo_t{p}") for p in range(P)]   # acc < lo_t: below -limit
+            bhi_t, blo_t = Signal(tw), Signal(tw)
 
         def write_back(hv):
             """Write ``acc`` (and ``bacc`` with column group 0) to row ``q``, column group ``hv``."""
@@ -161,6 +183,14 @@ class WeightUpdateUnit(wiring.Component):
                 wl = rotate_to_lanes([self.w_rdata[b] for b in range(P)], q, P)
                 for p in range(P):
                     m.d.sync += [acc[p].eq(wl[p]), xr[p].eq(self.x_data[p])]
+                    if self._thresholds:
+                        x, lim = self.x_data[p], cfg.weight_limit
+                        m.d.sync += [xs[p].eq(Mux(e_pos, -x, x)), hi_t[p].eq(Mux(e_pos, lim + x, lim - x)),
+                                     lo_t[p].eq(Mux(e_pos, x - lim, -lim - x))]
+                if self._thresholds:
+                    eta, blim = cfg.eta, cfg.bias_limit
+                    m.d.sync += [bhi_t.eq(Mux(e_pos, blim + eta, blim - eta)),
+                                 blo_t.eq(Mux(e_pos, eta - blim, -blim - eta))]
                 m.d.sync += bacc.eq(Array([self.b_rdata[p] for p in range(P)])[q])
                 with m.If(pending):
                     write_back(h - 1)
@@ -170,10 +200,17 @@ class WeightUpdateUnit(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 clamps = []
                 for p in range(P):
-                    c, f = _clamp(addsub(acc[p], xr[p], e_pos), cfg.weight_limit)
+                    if self._thresholds:
+                        c, f = _clamp_by_thresholds(acc[p], acc[p] + xs[p], hi_t[p], lo_t[p], cfg.weight_limit)
+                    else:
+                        c, f = _clamp(addsub(acc[p], xr[p], e_pos), cfg.weight_limit)
                     m.d.sync += acc[p].eq(c)
                     clamps.append(f)
-                bc, bf = _clamp(addsub(bacc, cfg.eta, e_pos), cfg.bias_limit)
+                if self._thresholds:
+                    bc, bf = _clamp_by_thresholds(bacc, bacc + Mux(e_pos, -cfg.eta, cfg.eta), bhi_t, blo_t,
+                                                  cfg.bias_limit)
+                else:
+                    bc, bf = _clamp(addsub(bacc, cfg.eta, e_pos), cfg.bias_limit)
                 m.d.sync += bacc.eq(bc)
                 real = Mux(h == H - 1, geo.fan_in - (H - 1) * P, P)
                 m.d.comb += self.ops.eq(real + ((h == 0) if do_bias else 0))
