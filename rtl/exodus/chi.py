@@ -296,27 +296,33 @@ class ChiRecurrence(wiring.Component):
             lrd = lmem.read_port(transparent_for=(lwp,))
             m.d.comb += [lrd.addr.eq(idx1), lrd.en.eq(advance)]
 
-            # stage b -> 2: product f*g, coefficient, mask, lambda[n+1]
-            p2 = Signal(signed(cfg.fprime_bits + cfg.grad_bits + 1), name=f"fg{l}")
+            # stage b -> 2: product f*g (as partial products, g split like lambda below),
+            # coefficient, mask, lambda[n+1]
+            g_lo, g_hi = split_operand(gb)
+            p2 = Signal(signed(cfg.fprime_bits + len(g_hi) + 1), name=f"fg{l}")
+            p2_lo = Signal(signed(cfg.fprime_bits + len(g_lo) + 1), name=f"fg_lo{l}") if g_lo is not None else None
             c2 = Signal(signed(cfg.coef_bits), name=f"c{l}")
             m2 = Signal(name=f"m{l}")
             lam2 = Signal(signed(cfg.grad_bits), name=f"lamn{l}")
             with m.If(advance):
-                m.d.sync += [p2.eq(fb * gb), c2.eq(Mux(self.slayer, slayer_coef, cb)), m2.eq(mb),
+                if g_lo is not None:
+                    m.d.sync += p2_lo.eq(fb * g_lo)
+                m.d.sync += [p2.eq(fb * g_hi), c2.eq(Mux(self.slayer, slayer_coef, cb)), m2.eq(mb),
                              lam2.eq(Mux(firstb, 0, lrd.data))]
 
             # stage 2 -> 3: c * lambda[n+1] as two partial products from registers (a wide
             # lambda is split into a low unsigned part and a high signed part, so each product
             # is one multiplier with no adder behind it); the rounding constant joins f*g.
             rnd = (1 << (F - 1)) if F > 0 else 0
-            p3 = Signal(signed(p2.shape().width + 1), name=f"fg3_{l}")
+            fg = (p2 << len(g_lo)) + p2_lo if g_lo is not None else p2
+            p3 = Signal(signed(cfg.fprime_bits + cfg.grad_bits + 2), name=f"fg3_{l}")
             lo, hi = split_operand(lam2)
             split = MULT_LOW_BITS if lo is not None else 0
             cl3_lo = Signal(signed(cfg.coef_bits + split + 1), name=f"clam_lo{l}") if split else None
             cl3_hi = Signal(signed(cfg.coef_bits + cfg.grad_bits - split), name=f"clam{l}")
             m3 = Signal(name=f"m3_{l}")
             with m.If(advance):
-                m.d.sync += [p3.eq(p2 + rnd), cl3_hi.eq(c2 * hi), m3.eq(m2)]
+                m.d.sync += [p3.eq(fg + rnd), cl3_hi.eq(c2 * hi), m3.eq(m2)]
                 if split:
                     m.d.sync += cl3_lo.eq(c2 * lo)
 

@@ -342,9 +342,21 @@ class SpikeGradCore(wiring.Component):
         for p in range(P):
             with m.If(xp_lane == p if lb else 1):
                 m.d.comb += xnew[p].eq(xcl)
+        if self._ram_regs:
+            # (ECP5) the saturation strobe is registered, like the engines' strobes: the trace
+            # read, the lane select, the addition and the saturation test ended in the bridge's
+            # flag register. It lands long before the sample ends (input events precede the
+            # layers' last events).
+            xfl_r = Signal()
+            m.d.sync += xfl_r.eq(xp_valid & xfl)
+            with m.If(xfl_r):
+                m.d.comb += flag_set.trace_saturated.eq(1)
         with m.If(xp_valid):
-            m.d.comb += [xin_wp.en.eq(1), xin_wp.addr.eq(xp_group), xin_wp.data.eq(xnew),
-                         flag_set.trace_saturated.eq(xfl)]
+            if self._ram_regs:
+                m.d.comb += [xin_wp.en.eq(1), xin_wp.addr.eq(xp_group), xin_wp.data.eq(xnew)]
+            else:
+                m.d.comb += [xin_wp.en.eq(1), xin_wp.addr.eq(xp_group), xin_wp.data.eq(xnew),
+                             flag_set.trace_saturated.eq(xfl)]
         with m.Elif(xin_cbusy):
             m.d.comb += [xin_wp.en.eq(1), xin_wp.addr.eq(xin_ccnt), xin_wp.data.eq(0)]
             with m.If(xin_ccnt == H0 - 1):
