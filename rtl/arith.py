@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from amaranth import Const, Mux, Value
+from amaranth import Const, Mux, Signal, Value
 
-__all__ = ["out_of_range", "saturate", "split_operand", "MULT_LOW_BITS"]
+__all__ = ["out_of_range", "saturate", "split_operand", "registered_product", "MULT_LOW_BITS"]
 
 #: The unsigned low part of a split operand: 17 bits and a 0 sign bit fill one 18-bit
 #: multiplier input (an ECP5 MULT18X18D, an iCE40 SB_MAC16 half).
@@ -50,3 +50,19 @@ def split_operand(value, low_bits: int = MULT_LOW_BITS):
     if len(value) <= low_bits + 1:
         return None, value
     return value.as_unsigned()[:low_bits], value[low_bits:].as_signed()
+
+
+def registered_product(m, a, b, *, en, name: str):
+    """``a * b`` as registered partial products (``b`` split by :func:`split_operand`), loaded
+    while ``en`` is high; returns the Value that joins them (the adder, for the next stage).
+    Each register is as wide as its product, so nothing is truncated."""
+    lo, hi = split_operand(b)
+    p_hi = Signal((a * hi).shape(), name=f"{name}_hi", reset_less=True)
+    with m.If(en):
+        m.d.sync += p_hi.eq(a * hi)
+    if lo is None:
+        return p_hi
+    p_lo = Signal((a * lo).shape(), name=f"{name}_lo", reset_less=True)
+    with m.If(en):
+        m.d.sync += p_lo.eq(a * lo)
+    return (p_hi << len(lo)) + p_lo

@@ -31,12 +31,11 @@ __all__ = ["ColumnMemory", "column_bits", "BLOCK_RAM_WIDTHS", "TRUE_DUAL_PORT_BI
 #: The ECP5 DP16KD's (depth, data width) modes: 16 kbit of data (the 9/18/36 modes add parity bits).
 BLOCK_RAM_WIDTHS = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 
-
-#: Widest DP16KD mode with two independent ports (the 36-bit mode is pseudo dual-port).
-TRUE_DUAL_PORT_BITS = 18
 #: Address bits below the word address in each true dual-port mode (the DP16KD's ``AD`` pins
 #: address bits; a wider word leaves the low pins out, as Yosys's own DP16KD mapping does).
 _ADDR_SHIFT = {1: 0, 2: 1, 4: 2, 9: 3, 18: 4}
+#: Widest DP16KD mode with two independent ports (the 36-bit mode is pseudo dual-port).
+TRUE_DUAL_PORT_BITS = max(_ADDR_SHIFT)
 
 
 def column_bits(depth: int, *, max_bits: int = 36) -> int | None:

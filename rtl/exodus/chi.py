@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikecore.config import ExodusConfig
 
-from ..arith import MULT_LOW_BITS, saturate, split_operand
+from ..arith import registered_product, saturate
 
 __all__ = ["ChiRecurrence", "COUNTER_BITS", "SPACING", "index_bits", "lane_layout", "input_layout", "output_layout",
            "table_write_layout", "saturating", "round_half_up_shift", "lut_index_expr", "LATENCY"]
@@ -296,41 +296,30 @@ class ChiRecurrence(wiring.Component):
             lrd = lmem.read_port(transparent_for=(lwp,))
             m.d.comb += [lrd.addr.eq(idx1), lrd.en.eq(advance)]
 
-            # stage b -> 2: product f*g (as partial products, g split like lambda below),
-            # coefficient, mask, lambda[n+1]
-            g_lo, g_hi = split_operand(gb)
-            p2 = Signal(signed(cfg.fprime_bits + len(g_hi) + 1), name=f"fg{l}")
-            p2_lo = Signal(signed(cfg.fprime_bits + len(g_lo) + 1), name=f"fg_lo{l}") if g_lo is not None else None
+            # stage b -> 2: product f*g (registered partial products: each one multiplier with
+            # no adder behind it), coefficient, mask, lambda[n+1]
+            fg = registered_product(m, fb, gb, en=advance, name=f"fg{l}")
             c2 = Signal(signed(cfg.coef_bits), name=f"c{l}")
             m2 = Signal(name=f"m{l}")
             lam2 = Signal(signed(cfg.grad_bits), name=f"lamn{l}")
             with m.If(advance):
-                if g_lo is not None:
-                    m.d.sync += p2_lo.eq(fb * g_lo)
-                m.d.sync += [p2.eq(fb * g_hi), c2.eq(Mux(self.slayer, slayer_coef, cb)), m2.eq(mb),
+                m.d.sync += [c2.eq(Mux(self.slayer, slayer_coef, cb)), m2.eq(mb),
                              lam2.eq(Mux(firstb, 0, lrd.data))]
 
-            # stage 2 -> 3: c * lambda[n+1] as two partial products from registers (a wide
-            # lambda is split into a low unsigned part and a high signed part, so each product
-            # is one multiplier with no adder behind it); the rounding constant joins f*g.
+            # stage 2 -> 3: c * lambda[n+1] as registered partial products; f*g joined, with
+            # the rounding constant
             rnd = (1 << (F - 1)) if F > 0 else 0
-            fg = (p2 << len(g_lo)) + p2_lo if g_lo is not None else p2
-            p3 = Signal(signed(cfg.fprime_bits + cfg.grad_bits + 2), name=f"fg3_{l}")
-            lo, hi = split_operand(lam2)
-            split = MULT_LOW_BITS if lo is not None else 0
-            cl3_lo = Signal(signed(cfg.coef_bits + split + 1), name=f"clam_lo{l}") if split else None
-            cl3_hi = Signal(signed(cfg.coef_bits + cfg.grad_bits - split), name=f"clam{l}")
+            p3 = Signal((fg + rnd).shape(), name=f"fg3_{l}")
+            cl = registered_product(m, c2, lam2, en=advance, name=f"clam{l}")
             m3 = Signal(name=f"m3_{l}")
             with m.If(advance):
-                m.d.sync += [p3.eq(fg + rnd), cl3_hi.eq(c2 * hi), m3.eq(m2)]
-                if split:
-                    m.d.sync += cl3_lo.eq(c2 * lo)
+                m.d.sync += [p3.eq(fg + rnd), m3.eq(m2)]
 
             # stage 3 -> 4: the sum  f*g + rnd + c*lambda[n+1]
-            s4 = Signal(signed(max(p3.shape().width, cfg.coef_bits + cfg.grad_bits) + 2), name=f"acc{l}")
+            s4 = Signal((p3 + cl).shape(), name=f"acc{l}")
             m4 = Signal(name=f"m4_{l}")
             with m.If(advance):
-                m.d.sync += [s4.eq(p3 + (cl3_hi << split) + (cl3_lo if split else 0)), m4.eq(m3)]
+                m.d.sync += [s4.eq(p3 + cl), m4.eq(m3)]
 
             # stage 4: the shift (round_half_up_shift: rnd is in the sum) and one saturation
             lam_sat, hit = saturating(m, s4 >> F, cfg.grad_bits, f"lam{l}")

@@ -27,7 +27,7 @@ from spikecore.config import ExodusConfig
 from spikecore.config.exodus import ExodusOp, ExodusTarget
 from spikecore.host.protocol import exodus_layer_targets
 
-from ..arith import split_operand
+from ..arith import registered_product
 from ..column_memory import ColumnMemory
 from ..skid import SkidBuffer
 from .chi import COUNTER_BITS, ChiRecurrence, _check_int, index_bits, round_half_up_shift, saturating
@@ -326,11 +326,8 @@ class TemporalLayerEngine(wiring.Component):
             rest = z_sat
         # the decay product as two registered partial products (F_DECAY), summed with the
         # rounding in F_ROUND: one multiplier per register, no adder behind it
-        f_lo, f_hi = split_operand(factor)
-        abits = len(Const(cfg.alpha_q)) + 1    # alpha_q as a signed operand
-        prod_lo = Signal(signed(len(f_lo) + 1 + abits), name="prod_lo") if f_lo is not None else None
-        prod_r = Signal(signed(len(f_hi) + abits), name="prod_r")
-        prod = (prod_r << (len(f_lo) if f_lo is not None else 0)) + (prod_lo if f_lo is not None else 0)
+        in_decay = Signal()      # F_DECAY
+        prod = registered_product(m, Const(cfg.alpha_q), factor, en=in_decay, name="prod")
         decay = round_half_up_shift(prod, cfg.alpha_frac)
         decay_r = Signal(signed(len(decay) + 1))
         rest_r = Signal(signed(cfg.u_bits + 2))
@@ -376,11 +373,7 @@ class TemporalLayerEngine(wiring.Component):
         # across the die and a multiplier did not fit one cycle together.
         w_m = Signal.like(w_r, name="w_m", reset_less=True)
         lam_m = Signal.like(lam_r, name="lam_m", reset_less=True)
-        l_lo, l_hi = split_operand(lam_m)
-        gp_prod = Signal(signed(cfg.weight_bits + len(l_hi)), reset_less=True)
-        gp_prod_lo = (Signal(signed(cfg.weight_bits + len(l_lo) + 1), reset_less=True, name="gp_prod_lo")
-                      if l_lo is not None else None)
-        gp_sum = (gp_prod << len(l_lo)) + gp_prod_lo if l_lo is not None else gp_prod
+        gp_sum = registered_product(m, w_m, lam_m, en=pend3, name="gp_prod")
         m.d.sync += [rd_valid.eq(iv_valid), rd_addr.eq(iv_addr), wb_valid.eq(rd_valid), wb_addr.eq(rd_addr)]
         # A fourth stage: the sums are registered (ar_*) before their saturation and the
         # write-back; rounding, subtraction and saturation in one cycle were too slow.
@@ -553,9 +546,8 @@ class TemporalLayerEngine(wiring.Component):
                 with m.If(scan_empty & ~pend0 & ~pend & ~pend2 & (u_wait == 0)):
                     m.next = "F_DECAY"
             with m.State("F_DECAY"):
-                m.d.sync += [prod_r.eq(f_hi * cfg.alpha_q), rest_r.eq(rest), z_hit_r.eq(z_hit)]
-                if f_lo is not None:
-                    m.d.sync += prod_lo.eq(f_lo * cfg.alpha_q)
+                m.d.comb += in_decay.eq(1)
+                m.d.sync += [rest_r.eq(rest), z_hit_r.eq(z_hit)]
                 m.next = "F_ROUND"
             with m.State("F_ROUND"):
                 m.d.sync += decay_r.eq(decay)
@@ -630,10 +622,6 @@ class TemporalLayerEngine(wiring.Component):
                             m.d.sync += mac.eq(0)
                         with m.If(pend2):
                             m.d.sync += [w_m.eq(w_r), lam_m.eq(lam_r)]
-                        with m.If(pend3):
-                            m.d.sync += gp_prod.eq(w_m * l_hi)
-                            if l_lo is not None:
-                                m.d.sync += gp_prod_lo.eq(w_m * l_lo)
                         with m.If(pend4):
                             m.d.sync += mac.eq(mac + gp_sum)
                         m.d.sync += [pend0.eq(issuing), pend.eq(pend0), pend2.eq(pend), pend3.eq(pend2),

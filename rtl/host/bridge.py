@@ -424,30 +424,24 @@ class HostBridge(wiring.Component):
         # transitions.
         unknown_cmd, bad_len = Signal(init=1), Signal()
         unknown_c, bad_len_c = Signal(), Signal()
+        # each command's length test
+        tests = ([(cmd, len_r != n) for cmd, n in exact.items()]
+                 + [(cmd, (len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool())
+                    for cmd, base, eb in ((Cmd.WRITE_WEIGHTS, WRITE_HEADER, wb), (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb))]
+                 + [(cmd, len_r < n) for cmd, n in minimum.items()])
+        assert len({cmd for cmd, _ in tests}) == len(tests)   # (a Switch takes the first case)
         if self._registered_walk_end:
             # Two register stages (RCRC1 and RCRC2 both lie between LEN and CHECK): each
             # command's decode and its length test are registered apart, then combined.
-            tests = ([(cmd, len_r != n) for cmd, n in exact.items()]
-                     + [(cmd, (len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool())
-                        for cmd, base, eb in ((Cmd.WRITE_WEIGHTS, WRITE_HEADER, wb),
-                                              (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb))]
-                     + [(cmd, len_r < n) for cmd, n in minimum.items()])
-            assert len({cmd for cmd, _ in tests}) == len(tests)   # (a Switch takes the first case)
             is_cmd = Signal(len(tests))
             len_bad = Signal(len(tests))
             m.d.sync += [is_cmd.eq(Cat(cmd_r == cmd for cmd, _ in tests)), len_bad.eq(Cat(t for _, t in tests))]
             m.d.comb += [unknown_c.eq(~is_cmd.any()), bad_len_c.eq((is_cmd & len_bad).any())]
         else:
             with m.Switch(cmd_r):
-                for cmd, n in exact.items():
+                for cmd, t in tests:
                     with m.Case(cmd):
-                        m.d.comb += bad_len_c.eq(len_r != n)
-                for cmd, base, eb in ((Cmd.WRITE_WEIGHTS, WRITE_HEADER, wb), (Cmd.LOAD_SAMPLE, SAMPLE_HEADER, cb)):
-                    with m.Case(cmd):
-                        m.d.comb += bad_len_c.eq((len_r < base + eb) | ((len_r - base)[:8] & (eb - 1)).bool())
-                for cmd, n in minimum.items():
-                    with m.Case(cmd):
-                        m.d.comb += bad_len_c.eq(len_r < n)
+                        m.d.comb += bad_len_c.eq(t)
                 with m.Default():
                     m.d.comb += unknown_c.eq(1)
         m.d.sync += [unknown_cmd.eq(unknown_c), bad_len.eq(bad_len_c)]

@@ -292,29 +292,23 @@ class SpikeGradCore(wiring.Component):
         with m.If(take & ~acc.write):
             m.d.sync += [resp_pending.eq(1), resp_ok.eq(ok), resp_bias.eq(acc.bias), resp_layer.eq(acc.layer),
                          resp_sel.eq(sel)]
+        wsrc, bsrc = [wbank[l].rdata for l in range(L)], [bbank[l].rdata for l in range(L)]
+        answer = resp_pending      # the cycle that loads the response
         if self._ram_regs:
-            wcap = [Signal.like(wbank[l].rdata, name=f"wcap{l}", reset_less=True) for l in range(L)]
-            bcap = [Signal.like(bbank[l].rdata, name=f"bcap{l}", reset_less=True) for l in range(L)]
-            m.d.sync += [c.eq(bank.rdata) for c, bank in zip(wcap + bcap, wbank + bbank)]
+            wsrc = [Signal.like(d, name=f"wcap{l}", reset_less=True) for l, d in enumerate(wsrc)]
+            bsrc = [Signal.like(d, name=f"bcap{l}", reset_less=True) for l, d in enumerate(bsrc)]
+            m.d.sync += [c.eq(bank.rdata) for c, bank in zip(wsrc + bsrc, wbank + bbank)]
             with m.If(resp_pending):
                 m.d.sync += [resp_pending.eq(0), resp_pending2.eq(1)]
-            with m.If(resp_pending2):
-                m.d.sync += [resp_pending2.eq(0), resp_valid.eq(1), resp_data.eq(0)]
-                with m.If(resp_ok):
-                    for l in range(L):
-                        with m.If(resp_layer == l):
-                            wd = Array([wcap[l][b] for b in range(P)])[resp_sel]
-                            bd = Array([bcap[l][b] for b in range(P)])[resp_sel]
-                            m.d.sync += resp_data.eq(Mux(resp_bias, bd, wd))
-        else:
-            with m.If(resp_pending):
-                m.d.sync += [resp_pending.eq(0), resp_valid.eq(1), resp_data.eq(0)]
-                with m.If(resp_ok):
-                    for l in range(L):
-                        with m.If(resp_layer == l):
-                            wd = Array([wbank[l].rdata[b] for b in range(P)])[resp_sel]
-                            bd = Array([bbank[l].rdata[b] for b in range(P)])[resp_sel]
-                            m.d.sync += resp_data.eq(Mux(resp_bias, bd, wd))
+            answer = resp_pending2
+        with m.If(answer):
+            m.d.sync += [answer.eq(0), resp_valid.eq(1), resp_data.eq(0)]
+            with m.If(resp_ok):
+                for l in range(L):
+                    with m.If(resp_layer == l):
+                        wd = Array([wsrc[l][b] for b in range(P)])[resp_sel]
+                        bd = Array([bsrc[l][b] for b in range(P)])[resp_sel]
+                        m.d.sync += resp_data.eq(Mux(resp_bias, bd, wd))
         with m.If(self.weights_rdata.valid & self.weights_rdata.ready):
             m.d.sync += resp_valid.eq(0)
 
