@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from amaranth import Const, Mux, Signal, Value
+from amaranth import C, ClockSignal, Const, Instance, Mux, Signal, Value
 
-__all__ = ["out_of_range", "saturate", "split_operand", "registered_product", "MULT_LOW_BITS"]
+__all__ = ["out_of_range", "saturate", "split_operand", "registered_product", "MULT_LOW_BITS", "MULT_INPUT_BITS",
+           "ecp5_registered_mult"]
 
 #: The unsigned low part of a split operand: 17 bits and a 0 sign bit fill one 18-bit
 #: multiplier input (an ECP5 MULT18X18D, an iCE40 SB_MAC16 half).
@@ -39,7 +40,7 @@ def saturate(value, bits: int):
 
 def split_operand(value, low_bits: int = MULT_LOW_BITS):
     """``(lo, hi)`` with ``value == lo + (hi << low_bits)``: ``lo`` its low ``low_bits`` bits as an
-    unsigned Value, ``hi`` the rest as a signed one; ``(None, value)`` when it already fits one
+    unsigned Value, ``hi`` the rest with the value's signedness; ``(None, value)`` when it already fits one
     ``low_bits + 1``-bit multiplier input.
 
     A product with a wider operand needs two multipliers and an adder behind them; as two partial
@@ -49,20 +50,64 @@ def split_operand(value, low_bits: int = MULT_LOW_BITS):
     value = Value.cast(value)
     if len(value) <= low_bits + 1:
         return None, value
-    return value.as_unsigned()[:low_bits], value[low_bits:].as_signed()
+    hi = value[low_bits:]
+    return value.as_unsigned()[:low_bits], hi.as_signed() if value.shape().signed else hi
 
 
-def registered_product(m, a, b, *, en, name: str):
+#: The width of each ECP5 MULT18X18D input.
+MULT_INPUT_BITS = MULT_LOW_BITS + 1
+
+
+def ecp5_registered_mult(m, a, b, *, en, product, name: str):
+    """``product <= a * b`` while ``en``, in an ECP5 MULT18X18D using its own output register.
+
+    Wired as Yosys wires the multipliers it infers (operands extended to 18 bits, ``SIGNEDA`` /
+    ``SIGNEDB`` from their shapes, ``C`` and the cascade inputs unused), with the output
+    register (``REG_OUTPUT_CLK``) clocked by the domain's clock and enabled by ``en``: the
+    product then leaves the DSP block from a register instead of crossing the fabric to one."""
+    a, b = Value.cast(a), Value.cast(b)
+    ext_a = a.as_signed() if a.shape().signed else a
+    ext_b = b.as_signed() if b.shape().signed else b
+    ea, eb = Signal(MULT_INPUT_BITS, name=f"{name}_a"), Signal(MULT_INPUT_BITS, name=f"{name}_b")
+    m.d.comb += [ea.eq(ext_a), eb.eq(ext_b)]   # sign- or zero-extended to the input width
+    p = Signal(2 * MULT_INPUT_BITS, name=f"{name}_p")
+    pins = {}
+    for k in range(MULT_INPUT_BITS):
+        pins[f"i_A{k}"], pins[f"i_B{k}"], pins[f"i_C{k}"] = ea[k], eb[k], C(0, 1)
+    for k in range(2 * MULT_INPUT_BITS):
+        pins[f"o_P{k}"] = p[k]
+    m.submodules[name] = Instance(
+        "MULT18X18D",
+        p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0", p_GSR="DISABLED",
+        i_SIGNEDA=C(int(a.shape().signed), 1), i_SIGNEDB=C(int(b.shape().signed), 1),
+        i_SOURCEA=C(0, 1), i_SOURCEB=C(0, 1),
+        i_CLK0=ClockSignal(), i_CE0=en, i_RST0=C(0, 1), **pins)
+    m.d.comb += product.eq(p[:len(product)])
+
+
+def registered_product(m, a, b, *, en, name: str, platform=None):
     """``a * b`` as registered partial products (``b`` split by :func:`split_operand`), loaded
     while ``en`` is high; returns the Value that joins them (the adder, for the next stage).
-    Each register is as wide as its product, so nothing is truncated."""
+    Each register is as wide as its product, so nothing is truncated.
+
+    On an ECP5 platform (``platform.family == "ecp5"``) each partial product whose operands fit
+    18 bits is a MULT18X18D instance whose own output register holds it (same timing and
+    results); elsewhere, simulation included, the registers are flip-flops."""
     lo, hi = split_operand(b)
-    p_hi = Signal((a * hi).shape(), name=f"{name}_hi", reset_less=True)
-    with m.If(en):
-        m.d.sync += p_hi.eq(a * hi)
+    dsp = (getattr(platform, "family", None) == "ecp5" and len(Value.cast(a)) <= MULT_INPUT_BITS)
+
+    def partial(operand, suffix):
+        prod = Value.cast(a) * operand
+        reg = Signal(prod.shape(), name=f"{name}_{suffix}", reset_less=True)
+        if dsp and len(operand) <= MULT_INPUT_BITS and len(reg) <= 2 * MULT_INPUT_BITS:
+            ecp5_registered_mult(m, a, operand, en=en, product=reg, name=f"{name}_{suffix}_mult")
+        else:
+            with m.If(en):
+                m.d.sync += reg.eq(prod)
+        return reg
+
+    p_hi = partial(hi, "hi")
     if lo is None:
         return p_hi
-    p_lo = Signal((a * lo).shape(), name=f"{name}_lo", reset_less=True)
-    with m.If(en):
-        m.d.sync += p_lo.eq(a * lo)
+    p_lo = partial(lo, "lo")
     return (p_hi << len(lo)) + p_lo

@@ -254,14 +254,16 @@ def test_bridge_verilog_is_lint_clean(exodus):
                                                     exodus=exodus), name="host_bridge")) == []
 
 
-def test_ex_status_is_a_snapshot_of_the_accept_cycle():
+@pytest.mark.parametrize("registered_walk_end", [False, True])
+def test_ex_status_is_a_snapshot_of_the_accept_cycle(registered_walk_end):
     """EX_STATUS while an engine runs (after a NOWAIT EX_RUN): every counter byte comes from the one
-    cycle the frame was accepted, although the engine keeps counting while the bytes go out."""
+    cycle the frame was accepted, although the engine keeps counting while the bytes go out (in both
+    bridge forms: the registered one takes its snapshot a cycle after the checks)."""
     from spikecore.config.exodus import ExodusOp
     from spikecore.host.protocol import RunFlag
     ex = ExodusConfig(layer_sizes=(16, 8, 2), max_steps=64)
     dut = SpikeGradSystem(SMALL, clk_freq=DIVISOR * 1_000_000, baud=1_000_000, timeout_cycles=TIMEOUT,
-                          core=StandInCore, exodus=ex)
+                          core=StandInCore, exodus=ex, registered_walk_end=registered_walk_end)
     engine = dut.exodus._engines[0]
     sim = Simulator(dut)
     sim.add_clock(PERIOD)

@@ -90,6 +90,38 @@ def test_lane_banks_forward_rotation_in_hardware(lanes):
     sim.run()
 
 
+@pytest.mark.parametrize("transparent", [True, False])
+def test_lane_banks_read_in_the_write_cycle(transparent):
+    """A read addressed in the cycle its word is written returns the new word with a transparent
+    port and the old one without (the core's ECP5 forms, which never do that); other words and
+    later reads are the same either way."""
+    banks = LaneBanks(signed(8), 8, 2, init=[[10 + a for a in range(8)], [20 + a for a in range(8)]],
+                      transparent=transparent)
+
+    async def tb(ctx):
+        for b in range(2):
+            ctx.set(banks.raddr[b], 3)
+            ctx.set(banks.waddr[b], 3 if b == 0 else 5)   # bank 0: the word read; bank 1: another
+            ctx.set(banks.wdata[b], -7 - b)
+        ctx.set(banks.we, 0b11)
+        await ctx.tick()
+        ctx.set(banks.we, 0)
+        assert ctx.get(banks.rdata[0]) == (-7 if transparent else 13)
+        assert ctx.get(banks.rdata[1]) == 23
+        await ctx.tick()
+        assert ctx.get(banks.rdata[0]) == -7
+        ctx.set(banks.raddr[1], 5)
+        await ctx.tick()
+        assert ctx.get(banks.rdata[1]) == -8
+
+    sim = Simulator(banks)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    with pytest.raises(TypeError, match="transparent must be a bool"):
+        LaneBanks(signed(8), 8, 2, transparent=1)
+
+
 @pytest.mark.parametrize("lanes", [1, 2, 4])
 def test_layer_engine_forward_against_golden(lanes):
     """Layer 0 of a 2-layer net: events in, spike entries out and V, x against the golden simulator."""
@@ -153,9 +185,9 @@ def test_layer_engine_forward_against_golden(lanes):
     sim.run()
 
 
-@pytest.mark.parametrize("clamp_thresholds", [False, True])
+@pytest.mark.parametrize("clamp_thresholds,registered_reads", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("lanes", [1, 4])
-def test_weight_update_unit_against_golden_rule(lanes, clamp_thresholds):
+def test_weight_update_unit_against_golden_rule(lanes, clamp_thresholds, registered_reads):
     fi, fo = 6, 5
     cfg = cfg_for((fi, fo), lanes, weight_bits=6, theta_ff=30, theta_bp=30, count_bits=4, trace_bits=6, eta=2)
     rng = random.Random(lanes)
@@ -165,7 +197,7 @@ def test_weight_update_unit_against_golden_rule(lanes, clamp_thresholds):
     E = [rng.choice((0, 0, 1, -1, 3, -4)) for _ in range(fo)]
     x = [rng.randint(-12, 12) for _ in range(fi)]
     geo = WeightGeometry(cfg, 0)
-    unit = WeightUpdateUnit(cfg, 0, clamp_thresholds=clamp_thresholds)
+    unit = WeightUpdateUnit(cfg, 0, clamp_thresholds=clamp_thresholds, registered_reads=registered_reads)
     wb = LaneBanks(signed(cfg.weight_bits), geo.depth, lanes, init=geo.store(w))
     G, H = geo.groups, geo.col_groups
     bb = LaneBanks(signed(cfg.weight_bits), G, lanes,
@@ -235,6 +267,8 @@ def test_weight_update_unit_against_golden_rule(lanes, clamp_thresholds):
     assert res["ops"] == exp_ops
     assert res["clamped"] == exp_clamp
     # cycle cost: |E| additions per (neuron, column group), one load per (neuron, column
-    # group), a pick and a final write per neuron, three cycles per neuron group
+    # group) and with registered reads one rotation more, a pick and a final write per
+    # neuron, three cycles per neuron group
     nz = sum(1 for e in E if e)
-    assert res["cycles"] <= sum(abs(e) for e in E) * H + nz * (H + 2) + 3 * G + 2
+    loads = 2 if registered_reads else 1
+    assert res["cycles"] <= sum(abs(e) for e in E) * H + nz * (loads * H + 2) + 3 * G + 2

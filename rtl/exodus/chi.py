@@ -298,7 +298,7 @@ class ChiRecurrence(wiring.Component):
 
             # stage b -> 2: product f*g (registered partial products: each one multiplier with
             # no adder behind it), coefficient, mask, lambda[n+1]
-            fg = registered_product(m, fb, gb, en=advance, name=f"fg{l}")
+            fg = registered_product(m, fb, gb, en=advance, name=f"fg{l}", platform=platform)
             c2 = Signal(signed(cfg.coef_bits), name=f"c{l}")
             m2 = Signal(name=f"m{l}")
             lam2 = Signal(signed(cfg.grad_bits), name=f"lamn{l}")
@@ -310,7 +310,7 @@ class ChiRecurrence(wiring.Component):
             # the rounding constant
             rnd = (1 << (F - 1)) if F > 0 else 0
             p3 = Signal((fg + rnd).shape(), name=f"fg3_{l}")
-            cl = registered_product(m, c2, lam2, en=advance, name=f"clam{l}")
+            cl = registered_product(m, c2, lam2, en=advance, name=f"clam{l}", platform=platform)
             m3 = Signal(name=f"m3_{l}")
             with m.If(advance):
                 m.d.sync += [p3.eq(fg + rnd), m3.eq(m2)]

@@ -327,7 +327,7 @@ class TemporalLayerEngine(wiring.Component):
         # the decay product as two registered partial products (F_DECAY), summed with the
         # rounding in F_ROUND: one multiplier per register, no adder behind it
         in_decay = Signal()      # F_DECAY
-        prod = registered_product(m, Const(cfg.alpha_q), factor, en=in_decay, name="prod")
+        prod = registered_product(m, Const(cfg.alpha_q), factor, en=in_decay, name="prod", platform=platform)
         decay = round_half_up_shift(prod, cfg.alpha_frac)
         decay_r = Signal(signed(len(decay) + 1))
         rest_r = Signal(signed(cfg.u_bits + 2))
@@ -373,7 +373,7 @@ class TemporalLayerEngine(wiring.Component):
         # across the die and a multiplier did not fit one cycle together.
         w_m = Signal.like(w_r, name="w_m", reset_less=True)
         lam_m = Signal.like(lam_r, name="lam_m", reset_less=True)
-        gp_sum = registered_product(m, w_m, lam_m, en=pend3, name="gp_prod")
+        gp_sum = registered_product(m, w_m, lam_m, en=pend3, name="gp_prod", platform=platform)
         m.d.sync += [rd_valid.eq(iv_valid), rd_addr.eq(iv_addr), wb_valid.eq(rd_valid), wb_addr.eq(rd_addr)]
         # A fourth stage: the sums are registered (ar_*) before their saturation and the
         # write-back; rounding, subtraction and saturation in one cycle were too slow.

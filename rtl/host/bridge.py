@@ -92,9 +92,10 @@ class HostBridge(wiring.Component):
     exodus : the :class:`ExodusConfig` of an attached :class:`rtl.exodus.network.ExodusNetwork`, or None
         (then the EX_* commands are unknown and nothing of them is built).
     registered_walk_end : keep the value walks' end test, the next walk address and the command and
-        length checks in registers a cycle ahead, and the response length minus one a cycle behind
-        (a few flip-flops more; the ECP5 builds use it, the full iCE40 has no room for it). Same
-        behaviour either way.
+        length checks in registers a cycle ahead, the response length minus one a cycle behind, and
+        FIELDS' response in registers of its own, sent from a FIELDS_RESP state a cycle later (a few
+        flip-flops more; the ECP5 builds use it, the full iCE40 has no room for it). Same responses
+        either way.
 
     Members
     -------
@@ -388,6 +389,21 @@ class HostBridge(wiring.Component):
                 m.d.sync += [status_r.eq(status), plen.eq(length), plen_m1.eq(length - 1), hidx.eq(0)]
             m.next = "HDR"
 
+        # FIELDS' responses. With ``registered_walk_end`` (ECP5) FIELDS only decides: status
+        # and length go into registers of their own and FIELDS_RESP responds from them a
+        # cycle later, loading the snapshot there too (selected by registered command
+        # decodes). The command byte's decode and the checks then end at these few
+        # registers instead of running on into the response registers, which every
+        # responding state loads (their input multiplexers sit far from the decode).
+        if self._registered_walk_end:
+            f_status, f_plen = Signal(8), Signal(8)
+
+            def respond_fields(status, length=0):
+                m.d.sync += [f_status.eq(status), f_plen.eq(length)]
+                m.next = "FIELDS_RESP"
+        else:
+            respond_fields = respond
+
         def send(value):
             """Offer ``value`` to the transmitter; returns the condition that it is taken this cycle.
 
@@ -403,12 +419,10 @@ class HostBridge(wiring.Component):
                          p.row.eq(Mux(kind_w, f_row, widx)), p.col.eq(Mux(kind_w, widx, 0)), p.data.eq(data)]
 
         if ex is not None:
-            exodus_fields, exodus_states = self._exodus_logic(m, hdr=hdr, cmd_r=cmd_r, len_r=len_r, pos=pos,
-                                                              pos_n=pos_n, pos_inc=pos_inc, walk_end=walk_end,
-                                                              buf_r=buf_r,
-                                                              remaining=remaining,
-                                                              respond=respond, send=send,
-                                                              crc_on=crc_on, snapshot=snapshot)
+            exodus_fields, exodus_states, ex_status_bytes = self._exodus_logic(
+                m, hdr=hdr, cmd_r=cmd_r, len_r=len_r, pos=pos, pos_n=pos_n, pos_inc=pos_inc, walk_end=walk_end,
+                buf_r=buf_r, remaining=remaining, respond=respond, respond_fields=respond_fields, send=send,
+                crc_on=crc_on, snapshot=snapshot)
 
         exact = {Cmd.IDENTIFY: 0, Cmd.READ_WEIGHTS: READ_WEIGHTS_LEN, Cmd.WRITE_REG: 1 + REG_BYTES,
                  Cmd.READ_REG: 1, Cmd.INFER: 0, Cmd.TRAIN: 1, Cmd.READ_STATUS: 0, Cmd.CLEAR_FLAGS: 0,
@@ -434,6 +448,7 @@ class HostBridge(wiring.Component):
             # Two register stages (RCRC1 and RCRC2 both lie between LEN and CHECK): each
             # command's decode and its length test are registered apart, then combined.
             is_cmd = Signal(len(tests))
+            index = {cmd: k for k, (cmd, _) in enumerate(tests)}
             len_bad = Signal(len(tests))
             m.d.sync += [is_cmd.eq(Cat(cmd_r == cmd for cmd, _ in tests)), len_bad.eq(Cat(t for _, t in tests))]
             m.d.comb += [unknown_c.eq(~is_cmd.any()), bad_len_c.eq((is_cmd & len_bad).any())]
@@ -445,6 +460,10 @@ class HostBridge(wiring.Component):
                 with m.Default():
                     m.d.comb += unknown_c.eq(1)
         m.d.sync += [unknown_cmd.eq(unknown_c), bad_len.eq(bad_len_c)]
+
+        flags = Cat(*(getattr(self.flags, k) for k in CORE_FLAGS))
+        status_snapshot = Cat(flags, Const(0, 8 - len(CORE_FLAGS)), rx_framing, rx_overflow, Const(0, 6),
+                              frames_ok, frames_err)
 
         with m.FSM() as fsm:
             # ============================================== receive
@@ -504,58 +523,74 @@ class HostBridge(wiring.Component):
                 m.d.sync += [commit.eq(0), kbyte.eq(0)]
                 with m.Switch(cmd_r):
                     with m.Case(Cmd.IDENTIFY):
-                        respond(Status.OK, len(idp))
+                        respond_fields(Status.OK, len(idp))
                     with m.Case(Cmd.WRITE_WEIGHTS):
                         with m.If(bad_write_w):
-                            respond(Status.OUT_OF_RANGE)
+                            respond_fields(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += widx.eq(f_start)
                             m.next = "WALK"
                     with m.Case(Cmd.LOAD_SAMPLE):
                         with m.If(bad_sample):
-                            respond(Status.OUT_OF_RANGE)
+                            respond_fields(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += widx.eq(f_sstart)
                             m.next = "WALK"
                     with m.Case(Cmd.READ_WEIGHTS):
                         with m.If(bad_read_w):
-                            respond(Status.OUT_OF_RANGE)
+                            respond_fields(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += [widx.eq(f_start), remaining.eq(f_count)]
-                            respond(Status.OK, (f_count * wb)[:8])
+                            respond_fields(Status.OK, (f_count * wb)[:8])
                     with m.Case(Cmd.WRITE_REG):
                         with m.If(bad_write_reg):
-                            respond(Status.OUT_OF_RANGE)
+                            respond_fields(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += error_shift.eq(f_regval)
-                            respond(Status.OK)
+                            respond_fields(Status.OK)
                     with m.Case(Cmd.READ_REG):
                         with m.If(bad_reg):
-                            respond(Status.OUT_OF_RANGE)
+                            respond_fields(Status.OUT_OF_RANGE)
                         with m.Else():
-                            m.d.sync += snapshot.eq(error_shift)   # bytes 0..REG_BYTES-1, rest zero
-                            respond(Status.OK, REG_BYTES)
+                            if not self._registered_walk_end:
+                                m.d.sync += snapshot.eq(error_shift)   # bytes 0..REG_BYTES-1, rest zero
+                            respond_fields(Status.OK, REG_BYTES)
                     with m.Case(Cmd.INFER):
                         m.next = "RUN_CMD"
                     with m.Case(Cmd.TRAIN):
                         with m.If(bad_label):
-                            respond(Status.OUT_OF_RANGE)
+                            respond_fields(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.next = "RUN_CMD"
                     with m.Case(Cmd.READ_STATUS):
-                        flags = Cat(*(getattr(self.flags, k) for k in CORE_FLAGS))
-                        m.d.sync += snapshot.eq(Cat(flags, Const(0, 8 - len(CORE_FLAGS)), rx_framing,
-                                                    rx_overflow, Const(0, 6), frames_ok, frames_err))
-                        respond(Status.OK, STATUS_LEN)
+                        if not self._registered_walk_end:
+                            m.d.sync += snapshot.eq(status_snapshot)
+                        respond_fields(Status.OK, STATUS_LEN)
                     with m.Case(Cmd.CLEAR_FLAGS):
-                        m.d.comb += self.clear_flags.eq(1)
-                        m.d.sync += [rx_framing.eq(0), rx_overflow.eq(0)]
-                        respond(Status.OK)
+                        if not self._registered_walk_end:
+                            m.d.comb += self.clear_flags.eq(1)
+                            m.d.sync += [rx_framing.eq(0), rx_overflow.eq(0)]
+                        respond_fields(Status.OK)
                     with m.Case(Cmd.RESET):
                         m.d.sync += rst_wait.eq(3)
                         m.next = "RST_CMD"
                     if ex is not None:
                         exodus_fields()
+
+            if self._registered_walk_end:
+                with m.State("FIELDS_RESP"):
+                    # any command's snapshot may be loaded: only STATIC reads it, and only
+                    # after a response of READ_REG, READ_STATUS or EX_STATUS
+                    snap = Mux(is_cmd[index[Cmd.READ_REG]], error_shift, status_snapshot)
+                    if ex is not None:
+                        snap = Mux(is_cmd[index[Cmd.EX_STATUS]], ex_status_bytes, snap)
+                    m.d.sync += snapshot.eq(snap)
+                    # CLEAR_FLAGS clears here too, from the registered decode: the strobe reaches
+                    # flag registers all over the device
+                    with m.If(is_cmd[index[Cmd.CLEAR_FLAGS]]):
+                        m.d.comb += self.clear_flags.eq(1)
+                        m.d.sync += [rx_framing.eq(0), rx_overflow.eq(0)]
+                    respond(f_status, f_plen)
 
             # ============================================== validate, then commit, a value list
             with m.State("WALK"):
@@ -720,8 +755,8 @@ class HostBridge(wiring.Component):
                      self.busy.eq(~(fsm.ongoing("HUNT") | receiving) | txs.o.valid | utx.busy)]
         return m
 
-    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, pos_inc, walk_end, buf_r, remaining, respond, send,
-                      crc_on, snapshot):
+    def _exodus_logic(self, m, *, hdr, cmd_r, len_r, pos, pos_n, pos_inc, walk_end, buf_r, remaining, respond,
+                      respond_fields, send, crc_on, snapshot):
         """The EX_* commands: ``(fields, states)``, two callables that add the FIELDS cases and the
         states inside the bridge's FSM (checks in the order of ``docs/protocol.md``)."""
         ex = self._exodus
@@ -782,30 +817,32 @@ class HostBridge(wiring.Component):
                        ((op == ExodusOp.BACKWARD) & ~fwd_seen.bit_select(lidx, 1))),
         ]
 
+        st = self.ex_status.as_value()
+        nf = len(EX_FLAGS)
+        st_bytes = Cat(st[:nf], Const(0, 8 - nf), st[nf:])
+        assert len(st_bytes) == 8 * EX_STATUS_LEN
+
         def fields():
             with m.Case(Cmd.EX_WRITE, Cmd.EX_READ):
                 with m.If(bad_access):
-                    respond(Status.OUT_OF_RANGE)
+                    respond_fields(Status.OUT_OF_RANGE)
                 with m.Else():
                     m.d.sync += ea.eq(addr)
                     m.next = "EX_SIZE"
             with m.Case(Cmd.EX_RUN):
                 with m.If(bad_run):
-                    respond(Status.OUT_OF_RANGE)
+                    respond_fields(Status.OUT_OF_RANGE)
                 with m.Elif(busy_l):
-                    respond(Status.BUSY)
+                    respond_fields(Status.BUSY)
                 with m.Else():
                     m.next = "EX_CMD"
             with m.Case(Cmd.EX_STATUS):
                 with m.If(~layer_ok):
-                    respond(Status.OUT_OF_RANGE)
+                    respond_fields(Status.OUT_OF_RANGE)
                 with m.Else():
-                    st = self.ex_status.as_value()
-                    nf = len(EX_FLAGS)
-                    st_bytes = Cat(st[:nf], Const(0, 8 - nf), st[nf:])
-                    assert len(st_bytes) == 8 * EX_STATUS_LEN
-                    m.d.sync += snapshot.eq(st_bytes)
-                    respond(Status.OK, EX_STATUS_LEN)
+                    if not self._registered_walk_end:
+                        m.d.sync += snapshot.eq(st_bytes)
+                    respond_fields(Status.OK, EX_STATUS_LEN)
 
         def states():
             with m.State("EX_SIZE"):     # size = count * bytes per element
@@ -885,4 +922,4 @@ class HostBridge(wiring.Component):
                 with m.Elif(~busy_l):
                     respond(Status.OK)
 
-        return fields, states
+        return fields, states, st_bytes

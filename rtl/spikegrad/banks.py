@@ -142,7 +142,10 @@ def rotate_to_banks(values, shift, lanes: int):
 class LaneBanks(wiring.Component):
     """``lanes`` independent memories with one read and one write port each.
 
-    Read ports are synchronous and transparent for the bank's write port.
+    Read ports are synchronous and, with ``transparent`` (the default), transparent for the
+    bank's write port. Without it a word read in the cycle it is written returns its old value;
+    the core's ECP5 forms use that (nothing there reads a word in the cycle it is written), which
+    spares the bypass logic Yosys puts behind every block RAM read for a transparent port.
 
     Members
     -------
@@ -151,7 +154,10 @@ class LaneBanks(wiring.Component):
     we : ``In(lanes)`` per-bank write enable; ``waddr``, ``wdata`` like the read side.
     """
 
-    def __init__(self, shape, depth: int, lanes: int, *, init=None):
+    def __init__(self, shape, depth: int, lanes: int, *, init=None, transparent: bool = True):
+        if not isinstance(transparent, bool):
+            raise TypeError(f"transparent must be a bool, not {transparent!r}")
+        self._transparent = transparent
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
         if not isinstance(lanes, int) or lanes < 1:
@@ -182,7 +188,7 @@ class LaneBanks(wiring.Component):
             mem = Memory(shape=self._shape, depth=max(2, self._depth), init=init)  # depth 1 would mean a 0-bit address
             m.submodules[f"bank{b}"] = mem
             wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
+            rp = mem.read_port(transparent_for=(wp,) if self._transparent else ())
             m.d.comb += [
                 rp.addr.eq(self.raddr[b]),
                 self.rdata[b].eq(rp.data),

@@ -55,7 +55,8 @@ class SpikeGradCore(wiring.Component):
     counter_bits : width of each performance counter (default ``COUNTER_BITS`` = 32; they wrap).
         Small FPGAs use fewer; the host bridge zero-extends them to the wire format's 32 bits.
     register_ram_outputs : the layer engines' stage-1 registers (see :class:`LayerEngine`) and the
-        update units' clamp thresholds (``clamp_thresholds`` of :class:`WeightUpdateUnit`);
+        update units' clamp thresholds and registered reads (``clamp_thresholds`` and
+        ``registered_reads`` of :class:`WeightUpdateUnit`, a cycle more per row and column group);
         False saves logic cells on small FPGAs. Results are identical either way.
 
     Members
@@ -114,9 +115,14 @@ class SpikeGradCore(wiring.Component):
         for l, e in enumerate(eng):
             m.submodules[f"engine{l}"] = e
         geo = [WeightGeometry(cfg, l) for l in range(L)]
-        wbank = [LaneBanks(signed(cfg.weight_bits), geo[l].depth, P) for l in range(L)]
-        bbank = [LaneBanks(signed(cfg.weight_bits), geo[l].groups, P) for l in range(L)]
-        upd = [WeightUpdateUnit(cfg, l, clamp_thresholds=self._ram_regs) for l in range(L)]
+        # (ECP5 forms: reads not transparent. The update units write back a column group other
+        # than the one they read, and neither the engines nor the host read while weights are
+        # written, so no word is read in the cycle it is written.)
+        transparent = not self._ram_regs
+        wbank = [LaneBanks(signed(cfg.weight_bits), geo[l].depth, P, transparent=transparent) for l in range(L)]
+        bbank = [LaneBanks(signed(cfg.weight_bits), geo[l].groups, P, transparent=transparent) for l in range(L)]
+        upd = [WeightUpdateUnit(cfg, l, clamp_thresholds=self._ram_regs, registered_reads=self._ram_regs)
+               for l in range(L)]
         for l in range(L):
             m.submodules[f"weights{l}"] = wbank[l]
             m.submodules[f"bias{l}"] = bbank[l]
@@ -133,6 +139,10 @@ class SpikeGradCore(wiring.Component):
         m.submodules.xin = xin = Memory(shape=data.ArrayLayout(signed(cfg.trace_bits), P), depth=max(2, H0), init=[])
         xin_wp = xin.write_port()
         xin_rp = xin.read_port(transparent_for=(xin_wp,))
+        # (ECP5 forms: update unit 0 reads the input traces through a read port of its own, a
+        # copy of the small LUT RAM, so its column address does not reach the input events'
+        # read-modify-write path through a shared address multiplexer)
+        xin_up = xin.read_port(transparent_for=(xin_wp,)) if self._ram_regs else xin_rp
 
         # ---------------------------------------------------------- phases
         # The phases are registers, set and cleared on the control FSM's transitions into and
@@ -226,7 +236,7 @@ class SpikeGradCore(wiring.Component):
             # update unit reads: E of this layer, x of the layer below (or the input traces)
             m.d.comb += u.e_data.eq(Cat(*[eng[l].state[p].e for p in range(P)]))
             if l == 0:
-                m.d.comb += u.x_data.eq(xin_rp.data)
+                m.d.comb += u.x_data.eq(xin_up.data)
             else:
                 m.d.comb += u.x_data.eq(Cat(*[eng[l - 1].state[p].x for p in range(P)]))
 
@@ -325,10 +335,13 @@ class SpikeGradCore(wiring.Component):
             m.d.sync += [xp_group.eq(in_group), xp_neg.eq(sp.negative)]
             if lb:
                 m.d.sync += xp_lane.eq(in_lane)
-        with m.If(ph_upd):
-            m.d.comb += xin_rp.addr.eq(upd[0].x_addr)
-        with m.Else():
-            m.d.comb += xin_rp.addr.eq(in_group)
+        if self._ram_regs:
+            m.d.comb += [xin_up.addr.eq(upd[0].x_addr), xin_rp.addr.eq(in_group)]
+        else:
+            with m.If(ph_upd):
+                m.d.comb += xin_rp.addr.eq(upd[0].x_addr)
+            with m.Else():
+                m.d.comb += xin_rp.addr.eq(in_group)
         xnew = Signal(data.ArrayLayout(signed(cfg.trace_bits), P))
         m.d.comb += xnew.eq(xin_rp.data)
         xw = Array([xin_rp.data[p] for p in range(P)])[xp_lane] if lb else xin_rp.data[0]
@@ -375,11 +388,20 @@ class SpikeGradCore(wiring.Component):
         val = Signal(signed(cfg.membrane_bits))
         m.d.comb += val.eq(lanes_v[rd_c[:lb]] if lb else top.state[0].v)
         m.d.sync += rd_valid.eq(0)
-        with m.If(rd_valid):
-            with m.If((rd_c == 0) | (val > best_v)):
-                m.d.sync += [best_v.eq(val), best_i.eq(rd_c)]
+        # (stage-1 registers, the ECP5: the word read and its class are registered before the
+        # comparisons; the LUT RAM read, a compare's carry chain and the enables of best_v and
+        # best_i, or of the softmax unit's v_max, in one cycle were failing paths of the dual build)
+        if self._ram_regs:
+            cmp_valid, cmp_c, cmp_v = Signal(), Signal.like(rd_c), Signal.like(val)
+            m.d.sync += [cmp_valid.eq(rd_valid), cmp_c.eq(rd_c), cmp_v.eq(val)]
+        else:
+            cmp_valid, cmp_c, cmp_v = rd_valid, rd_c, val
+        with m.If(cmp_valid):
+            with m.If((cmp_c == 0) | (cmp_v > best_v)):
+                m.d.sync += [best_v.eq(cmp_v), best_i.eq(cmp_c)]
 
-        m.d.comb += [sm.v.payload.eq(val), sm.v.valid.eq(rd_valid & is_train), sm.label.eq(label),
+        # (the softmax unit takes V^L from the same registers: its running maximum compares too)
+        m.d.comb += [sm.v.payload.eq(cmp_v), sm.v.valid.eq(cmp_valid & is_train), sm.label.eq(label),
                      sm.error_shift.eq(self.error_shift)]
         m.d.comb += [top.u.valid.eq(sm.u.valid), top.u.payload.eq(sm.u.payload.value), sm.u.ready.eq(top.u.ready)]
 
@@ -459,7 +481,7 @@ class SpikeGradCore(wiring.Component):
                 with m.If(rc < C):
                     m.d.comb += ro_addr.eq(rc >> lb)
                     m.d.sync += [rd_valid.eq(1), rd_c.eq(rc), rc.eq(rc + 1)]
-                with m.Elif(~rd_valid):
+                with m.Elif(~(rd_valid | cmp_valid) if self._ram_regs else ~rd_valid):
                     m.d.sync += [rc.eq(0), rd_c.eq(0), res_fetched.eq(0)]
                     with m.If(is_train):
                         m.d.sync += ph_bwd.eq(1)

@@ -316,7 +316,14 @@ class LayerEngine(wiring.Component):
                         m.d.comb += last_of_entry.eq(1)
                 with m.Else():
                     m.d.sync += gcnt.eq(gcnt + 1)
-        m.d.comb += room_next.eq(self.room_level + in_flight + issue <= depth - 2)
+        if self._ram_regs:
+            # both outcomes of the issue decision compared beside each other, so the
+            # decision (hazard compares, can_issue) selects a result instead of feeding
+            # an adder and a comparator
+            level = self.room_level + in_flight
+            m.d.comb += room_next.eq(Mux(issue, level <= depth - 3, level <= depth - 2))
+        else:
+            m.d.comb += room_next.eq(self.room_level + in_flight + issue <= depth - 2)
         m.d.comb += self.ev.ready.eq(~sweep_active & (~ent_valid | last_of_entry))
         with m.If(self.ev.valid & self.ev.ready):
             m.d.sync += [ent.eq(self.ev.payload), ent_valid.eq(1)]

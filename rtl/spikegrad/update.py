@@ -52,13 +52,21 @@ class WeightUpdateUnit(wiring.Component):
     ``-limit - addend``), so each addition's clamp tests compare ``acc`` itself, beside the
     adder instead of behind it (the addition, two comparisons and the selects in series were
     one of the dual ULX3S build's last failing paths). Same results; more flip-flops.
+
+    With ``registered_reads`` (the ECP5 builds) LOAD registers the weight and bias words as
+    the banks deliver them and a ROTATE state moves them to the lanes a cycle later: the
+    block RAM's clock-to-output time then ends at a flip-flop, not in front of the lane
+    rotation. Same results; one cycle more per (neuron, column group).
     """
 
-    def __init__(self, cfg: SpikeGradConfig, layer: int, *, clamp_thresholds: bool = False):
+    def __init__(self, cfg: SpikeGradConfig, layer: int, *, clamp_thresholds: bool = False,
+                 registered_reads: bool = False):
         check_layer_args(cfg, layer)
-        if not isinstance(clamp_thresholds, bool):
-            raise TypeError(f"clamp_thresholds must be a bool, not {clamp_thresholds!r}")
+        for name, value in (("clamp_thresholds", clamp_thresholds), ("registered_reads", registered_reads)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, not {value!r}")
         self._thresholds = clamp_thresholds
+        self._registered_reads = registered_reads
         self._cfg, self._layer = cfg, layer
         P = cfg.lanes
         self._geo = geo = WeightGeometry(cfg, layer)
@@ -108,6 +116,16 @@ class WeightUpdateUnit(wiring.Component):
         acc = [Signal(signed(cfg.weight_bits), name=f"acc{p}") for p in range(P)]
         xr = [Signal(signed(cfg.trace_bits), name=f"xr{p}") for p in range(P)]
         bacc = Signal(signed(cfg.weight_bits))
+        if self._registered_reads:
+            w_raw = Signal.like(self.w_rdata)   # the words as read, bank order
+            b_raw = Signal.like(self.b_rdata)
+            # ADD's tests ``rep == mag`` and ``h == H - 1`` in registers (ROTATE precedes every
+            # run of ADD cycles and sets them; h does not change within one), so they do not
+            # sit in front of the next read address
+            rep_done_r, h_last_r = Signal(), Signal()
+            rep_done, h_last = rep_done_r, h_last_r
+        else:
+            rep_done, h_last = rep == mag, h == H - 1
         do_bias = cfg.bias
         if self._thresholds:
             tw = signed(max(cfg.weight_bits, cfg.trace_bits) + 2)
@@ -180,9 +198,14 @@ class WeightUpdateUnit(wiring.Component):
             # until the end of this cycle, is written back meanwhile.
             with m.State("LOAD"):
                 m.d.comb += self.busy.eq(1)
-                wl = rotate_to_lanes([self.w_rdata[b] for b in range(P)], q, P)
+                if self._registered_reads:
+                    m.d.sync += [w_raw.eq(self.w_rdata), b_raw.eq(self.b_rdata)]
+                else:
+                    wl = rotate_to_lanes([self.w_rdata[b] for b in range(P)], q, P)
                 for p in range(P):
-                    m.d.sync += [acc[p].eq(wl[p]), xr[p].eq(self.x_data[p])]
+                    if not self._registered_reads:
+                        m.d.sync += acc[p].eq(wl[p])
+                    m.d.sync += xr[p].eq(self.x_data[p])
                     if self._thresholds:
                         x, lim = self.x_data[p], cfg.weight_limit
                         m.d.sync += [xs[p].eq(Mux(e_pos, -x, x)), hi_t[p].eq(Mux(e_pos, lim + x, lim - x)),
@@ -191,11 +214,20 @@ class WeightUpdateUnit(wiring.Component):
                     eta, blim = cfg.eta, cfg.bias_limit
                     m.d.sync += [bhi_t.eq(Mux(e_pos, blim + eta, blim - eta)),
                                  blo_t.eq(Mux(e_pos, eta - blim, -blim - eta))]
-                m.d.sync += bacc.eq(Array([self.b_rdata[p] for p in range(P)])[q])
+                if not self._registered_reads:
+                    m.d.sync += bacc.eq(Array([self.b_rdata[p] for p in range(P)])[q])
                 with m.If(pending):
                     write_back(h - 1)
                 m.d.sync += pending.eq(0)
-                m.next = "ADD"
+                m.next = "ROTATE" if self._registered_reads else "ADD"
+            if self._registered_reads:
+                with m.State("ROTATE"):
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += [rep_done_r.eq(rep == mag), h_last_r.eq(h == H - 1)]
+                    wl = rotate_to_lanes([w_raw[b] for b in range(P)], q, P)
+                    m.d.sync += [acc[p].eq(wl[p]) for p in range(P)]
+                    m.d.sync += bacc.eq(Array([b_raw[p] for p in range(P)])[q])
+                    m.next = "ADD"
             with m.State("ADD"):
                 m.d.comb += self.busy.eq(1)
                 clamps = []
@@ -217,9 +249,9 @@ class WeightUpdateUnit(wiring.Component):
                 m.d.comb += self.clamped.eq(Cat(*clamps).any() | ((h == 0) & bf if do_bias else 0))
                 # hold the read addresses (traces and row) unless moving on
                 m.d.comb += [self.w_raddr.eq(waddr(h, q)), self.x_addr.eq(h)]
-                with m.If(rep == mag):
+                with m.If(rep_done):
                     m.d.sync += rep.eq(1)
-                    with m.If(h == H - 1):
+                    with m.If(h_last):
                         m.next = "WRITE"
                     with m.Else():
                         m.d.sync += [h.eq(h + 1), pending.eq(1)]
@@ -227,6 +259,9 @@ class WeightUpdateUnit(wiring.Component):
                         m.next = "LOAD"
                 with m.Else():
                     m.d.sync += rep.eq(rep + 1)
+                if self._registered_reads:
+                    # the next ADD cycle's test (after the last addition ROTATE comes first)
+                    m.d.sync += rep_done_r.eq(rep + 1 == mag)
             with m.State("WRITE"):
                 m.d.comb += self.busy.eq(1)
                 write_back(h)
