@@ -182,12 +182,21 @@ class SoftmaxError(wiring.Component):
                 m.d.sync += count.eq(count + 1)
 
         last_out = self.u.valid & self.u.ready & self.u.payload.last
+        # The pipelined form reads V one class ahead into a register (``v_q``), so EXP's
+        # subtraction starts from a flip-flop instead of behind the LUT RAM read (that read, the
+        # subtraction's carry and the clamp into step_r were a failing path of the ECP5 build).
+        # LOAD's last beat addresses class 1 (the port is transparent for the write of that
+        # beat), EXP class ``count + 2``; with a single class the distance is read directly.
+        prefetch = not iterative and n_classes >= 2
+        v_q = Signal(signed(cfg.membrane_bits))
+        if prefetch:
+            m.d.sync += v_q.eq(v_rd.data)
         with m.FSM(name="phase") as fsm:
             with m.State("LOAD"):
                 m.d.comb += [
                     self.v.ready.eq(1),
                     v_wr.addr.eq(count), v_wr.data.eq(self.v.payload), v_wr.en.eq(self.v.valid),
-                    v_rd.addr.eq(0),
+                    v_rd.addr.eq(Mux(self.v.valid & (count == n_classes - 1), 1, 0) if prefetch else 0),
                 ]
                 m.d.sync += total.eq(0)
                 with m.If(self.v.valid):
@@ -199,8 +208,8 @@ class SoftmaxError(wiring.Component):
                 distance = Signal(cfg.membrane_bits)
                 step = Signal(range(lut_size))
                 m.d.comb += [
-                    v_rd.addr.eq(count + 1),
-                    distance.eq(v_max - v_rd.data),
+                    v_rd.addr.eq(count + 2 if prefetch else count + 1),
+                    distance.eq(v_max - (v_q if prefetch else v_rd.data)),
                 ]
                 shifted = distance >> cfg.softmax_shift
                 if not iterative and lut_size & (lut_size - 1) == 0:
