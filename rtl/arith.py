@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from amaranth import C, ClockSignal, Const, Instance, Mux, Signal, Value
 
+from .platform import is_ecp5
+
 __all__ = ["out_of_range", "saturate", "split_operand", "registered_product", "MULT_LOW_BITS", "MULT_INPUT_BITS",
            "ecp5_registered_mult"]
 
@@ -66,10 +68,8 @@ def ecp5_registered_mult(m, a, b, *, en, product, name: str):
     register (``REG_OUTPUT_CLK``) clocked by the domain's clock and enabled by ``en``: the
     product then leaves the DSP block from a register instead of crossing the fabric to one."""
     a, b = Value.cast(a), Value.cast(b)
-    ext_a = a.as_signed() if a.shape().signed else a
-    ext_b = b.as_signed() if b.shape().signed else b
     ea, eb = Signal(MULT_INPUT_BITS, name=f"{name}_a"), Signal(MULT_INPUT_BITS, name=f"{name}_b")
-    m.d.comb += [ea.eq(ext_a), eb.eq(ext_b)]   # sign- or zero-extended to the input width
+    m.d.comb += [ea.eq(a), eb.eq(b)]   # sign- or zero-extended to the input width by their shapes
     p = Signal(2 * MULT_INPUT_BITS, name=f"{name}_p")
     pins = {}
     for k in range(MULT_INPUT_BITS):
@@ -90,16 +90,18 @@ def registered_product(m, a, b, *, en, name: str, platform=None):
     while ``en`` is high; returns the Value that joins them (the adder, for the next stage).
     Each register is as wide as its product, so nothing is truncated.
 
-    On an ECP5 platform (``platform.family == "ecp5"``) each partial product whose operands fit
-    18 bits is a MULT18X18D instance whose own output register holds it (same timing and
-    results); elsewhere, simulation included, the registers are flip-flops."""
+    On an ECP5 (:func:`rtl.platform.is_ecp5`) each partial product that fits one multiplier
+    (both operands 18 bits at most, the product 36) is a MULT18X18D instance whose own output
+    register holds it (same timing and results); elsewhere, simulation included, the registers
+    are flip-flops."""
+    a = Value.cast(a)
     lo, hi = split_operand(b)
-    dsp = (getattr(platform, "family", None) == "ecp5" and len(Value.cast(a)) <= MULT_INPUT_BITS)
+    ecp5 = is_ecp5(platform)
 
     def partial(operand, suffix):
-        prod = Value.cast(a) * operand
+        prod = a * operand
         reg = Signal(prod.shape(), name=f"{name}_{suffix}", reset_less=True)
-        if dsp and len(operand) <= MULT_INPUT_BITS and len(reg) <= 2 * MULT_INPUT_BITS:
+        if ecp5 and max(len(a), len(operand)) <= MULT_INPUT_BITS and len(reg) <= 2 * MULT_INPUT_BITS:
             ecp5_registered_mult(m, a, operand, en=en, product=reg, name=f"{name}_{suffix}_mult")
         else:
             with m.If(en):

